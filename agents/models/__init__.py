@@ -1,0 +1,28 @@
+from agents.models.agents import (
+    Agent,
+    AgentVersion,
+    TrafficAllocation,
+    VersionKnowledgeBase,
+    VersionTool,
+)
+from agents.models.knowledge import Chunk, Document, KnowledgeBase
+from agents.models.numbers import CarrierAccount, PhoneNumber
+from agents.models.prompts import PromptRevision, PromptTemplate
+from agents.models.tools import Integration, Tool
+
+__all__ = [
+    "Agent",
+    "AgentVersion",
+    "CarrierAccount",
+    "Chunk",
+    "Document",
+    "Integration",
+    "KnowledgeBase",
+    "PhoneNumber",
+    "PromptRevision",
+    "PromptTemplate",
+    "Tool",
+    "TrafficAllocation",
+    "VersionKnowledgeBase",
+    "VersionTool",
+]

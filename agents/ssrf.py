@@ -1,0 +1,70 @@
+"""Outbound HTTP from tools may only reach the public internet.
+
+Every destination is resolved and each address checked: loopback, private, link-local (cloud
+metadata), multicast, reserved and other non-global addresses are refused, unless listed in
+TOOL_HTTP_ALLOWED_PRIVATE_HOSTS. The request then connects to the checked address itself, so a
+second DNS answer cannot point it elsewhere, and every redirect is checked the same way.
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class BlockedDestination(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Destination:
+    scheme: str
+    host: str
+    port: int
+    address: str
+
+
+def _allowed_private(host: str, address: IPAddress) -> bool:
+    for entry in settings.TOOL_HTTP_ALLOWED_PRIVATE_HOSTS:
+        if entry == host:
+            return True
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str) -> Destination:
+    """Resolve `url`'s host and return the address to connect to, or raise BlockedDestination."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise BlockedDestination(f"Only http and https URLs are allowed, not {parts.scheme!r}.")
+    host = parts.hostname
+    if not host:
+        raise BlockedDestination("The URL has no host.")
+    if parts.username or parts.password:
+        raise BlockedDestination("Put credentials in an integration, not in the URL.")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise BlockedDestination(f"{host} does not resolve.") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if not _is_public(address) and not _allowed_private(host, address):
+            raise BlockedDestination(
+                f"{host} resolves to {address}, which is not a public address."
+            )
+    return Destination(parts.scheme, host, port, str(addresses[0]))

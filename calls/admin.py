@@ -1,0 +1,44 @@
+from django.contrib import admin
+
+from calls.models import Call, CallEvent
+from tenants.admin import ReadOnlyAdmin
+
+
+class CallEventInline(admin.TabularInline):
+    model = CallEvent
+    fields = ("sequence", "offset_ms", "kind", "payload")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["sequence"]
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(ReadOnlyAdmin):
+    list_display = [
+        "public_id",
+        "tenant",
+        "caller",
+        "callee",
+        "agent",
+        "status",
+        "end_reason",
+        "started_at",
+        "duration_seconds",
+        "sandbox",
+    ]
+    list_filter = ["status", "end_reason", "carrier", "sandbox"]
+    search_fields = ["public_id", "caller", "callee", "carrier_call_id", "tenant__name"]
+    list_select_related = ["tenant", "agent"]
+    inlines = [CallEventInline]
+
+
+@admin.register(CallEvent)
+class CallEventAdmin(ReadOnlyAdmin):
+    list_display = ["call", "sequence", "kind", "offset_ms", "tenant"]
+    list_filter = ["kind"]
+    search_fields = ["call__public_id"]
+    list_select_related = ["tenant", "call"]

@@ -1,0 +1,260 @@
+"""Changes to calls. The live call runtime (workers/) calls these off the audio path: once when
+a call arrives, when it is answered, every few seconds to flush events and beat its heart, and
+once when it ends."""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from openai import OpenAIError
+
+from agents.carriers import openai_sip_client
+from agents.models import AgentVersion, PhoneNumber
+from agents.selectors import version_for_call
+from calls.models import Call, CallEvent
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+# A live call whose worker has not written its heartbeat for this long is ended by the sweeper;
+# a call that rang but never had a media stream is ended after STREAM_WAIT.
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+STREAM_WAIT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Admission:
+    call: Call
+    # Set when the call may go ahead: the published version that answers it.
+    version: AgentVersion | None
+    created: bool
+
+
+def call_open(
+    *,
+    number: PhoneNumber,
+    carrier: str,
+    carrier_call_id: str,
+    caller: str,
+    callee: str,
+    sandbox: bool = False,
+) -> Admission:
+    """Record an incoming call and decide whether it may go ahead.
+
+    The version comes from the number's agent and its traffic split. The tenant's concurrent-call
+    limit is enforced under a lock on the tenant row, so a burst cannot overshoot it. A call
+    already recorded under this carrier id (a retried webhook) is returned as it is.
+    """
+    existing = Call.all_tenants.filter(carrier=carrier, carrier_call_id=carrier_call_id).first()
+    if existing is not None:
+        return Admission(existing, existing.version if existing.is_live else None, created=False)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().get(pk=number.tenant_id)
+            version = version_for_call(number, caller)
+            fields: dict[str, Any] = {
+                "tenant": tenant,
+                "phone_number": number,
+                "caller": caller,
+                "callee": callee,
+                "carrier": carrier,
+                "carrier_call_id": carrier_call_id,
+                "sandbox": sandbox,
+                "agent": number.agent,
+                "version": version,
+                "started_at": now,
+            }
+            live = (
+                Call.objects.for_tenant(tenant)
+                .filter(status__in=[Call.Status.RINGING, Call.Status.IN_PROGRESS])
+                .count()
+            )
+            if version is None:
+                refused = Call.EndReason.NO_AGENT
+            elif tenant.status != Tenant.Status.ACTIVE or live >= tenant.max_concurrent_calls:
+                refused = Call.EndReason.OVER_CAPACITY
+            else:
+                refused = None
+            if refused is not None:
+                call = Call.objects.create(
+                    **fields,
+                    status=Call.Status.FAILED,
+                    end_reason=refused,
+                    ended_at=now,
+                    duration_seconds=0,
+                )
+                return Admission(call, None, created=True)
+            call = Call.objects.create(**fields, status=Call.Status.RINGING)
+            return Admission(call, version, created=True)
+    except IntegrityError:
+        # The same webhook twice at once: the other request recorded it.
+        call = Call.all_tenants.get(carrier=carrier, carrier_call_id=carrier_call_id)
+        return Admission(call, call.version if call.is_live else None, created=False)
+
+
+def call_answered(call: Call, *, sandbox: bool) -> bool:
+    """The media stream (or sideband) is up. False if the call already ended."""
+    now = timezone.now()
+    updated = (
+        Call.objects.for_tenant(call.tenant)
+        .filter(pk=call.pk, status=Call.Status.RINGING)
+        .update(status=Call.Status.IN_PROGRESS, answered_at=now, heartbeat_at=now, sandbox=sandbox)
+    )
+    return bool(updated)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    at: float  # unix time
+    kind: str
+    payload: dict[str, Any]
+
+
+def call_events_append(call: Call, events: list[PendingEvent]) -> None:
+    """Write a batch of events in one query, numbered after the call's last one, and beat the
+    call's heart. The call row is locked, so batches and carrier callbacks never collide."""
+    with transaction.atomic():
+        locked = Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
+        if events:
+            last = (
+                CallEvent.objects.for_tenant(call.tenant)
+                .filter(call=call)
+                .aggregate(n=Max("sequence"))["n"]
+            )
+            start = locked.started_at.timestamp()
+            CallEvent.all_tenants.bulk_create(
+                CallEvent(
+                    tenant_id=call.tenant_id,
+                    call=call,
+                    sequence=(last or 0) + index + 1,
+                    offset_ms=max(0, round((event.at - start) * 1000)),
+                    kind=event.kind,
+                    payload=event.payload,
+                )
+                for index, event in enumerate(events)
+            )
+        if locked.ended_at is None:
+            Call.objects.for_tenant(call.tenant).filter(pk=call.pk).update(
+                heartbeat_at=timezone.now()
+            )
+
+
+def call_event_add(call: Call, kind: str, payload: dict[str, Any]) -> None:
+    """One event from outside the call's worker (a carrier callback)."""
+    call_events_append(call, [PendingEvent(time.time(), kind, payload)])
+
+
+def call_transfer_update(call: Call, *, status: str, target: str = "") -> None:
+    fields: dict[str, Any] = {"transfer_status": status}
+    if target:
+        fields["transfer_target"] = target
+    Call.objects.for_tenant(call.tenant).filter(pk=call.pk).update(**fields)
+
+
+def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(total)
+    for key, value in usage.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            merged[key] = merged.get(key, 0) + value
+        elif isinstance(value, dict):
+            merged[key] = _add_usage(merged.get(key, {}), value)
+    return merged
+
+
+def call_finalize(
+    call: Call, *, status: str, end_reason: str, usage: dict[str, Any] | None = None
+) -> bool:
+    """End the call. Whatever path ends it (hang-up, transfer, error, lost worker), only the first
+    call changes anything: it returns True, every later one False."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = (
+            Call.objects.for_tenant(call.tenant)
+            .select_for_update()
+            .filter(pk=call.pk, ended_at=None)
+            .first()
+        )
+        if locked is None:
+            return False
+        locked.status = status
+        locked.end_reason = end_reason
+        locked.ended_at = now
+        begun = locked.answered_at or locked.started_at
+        locked.duration_seconds = max(0, round((now - begun).total_seconds()))
+        if usage:
+            locked.usage = _add_usage(locked.usage, usage)
+        locked.save(update_fields=["status", "end_reason", "ended_at", "duration_seconds", "usage"])
+    logger.info(
+        "call ended", extra={"call_id": call.public_id, "end_reason": end_reason, "status": status}
+    )
+    return True
+
+
+def calls_sweep() -> int:
+    """End calls nobody is running any more: a worker that died mid-call, or a call that rang
+    and never got a media stream. Returns how many were ended."""
+    now = timezone.now()
+    ended = 0
+    for tenant in Tenant.objects.all():
+        live = Call.objects.for_tenant(tenant).filter(
+            status__in=[Call.Status.RINGING, Call.Status.IN_PROGRESS]
+        )
+        lost = live.filter(status=Call.Status.IN_PROGRESS, heartbeat_at__lt=now - HEARTBEAT_TIMEOUT)
+        unanswered = live.filter(status=Call.Status.RINGING, started_at__lt=now - STREAM_WAIT)
+        for call in lost.select_related("phone_number__carrier_account"):
+            if call_finalize(
+                call, status=Call.Status.FAILED, end_reason=Call.EndReason.WORKER_LOST
+            ):
+                ended += 1
+                _hang_up_unsupervised(call)
+        for call in unanswered:
+            ended += call_finalize(
+                call, status=Call.Status.FAILED, end_reason=Call.EndReason.STREAM_NEVER_CONNECTED
+            )
+    return ended
+
+
+def _hang_up_unsupervised(call: Call) -> None:
+    """A lost Media Streams worker took the call's audio with it, but a SIP call carries on at
+    OpenAI without its sideband (no tools, no limits): hang it up."""
+    if call.carrier != Call.Carrier.OPENAI_SIP or call.phone_number is None:
+        return
+    try:
+        openai_sip_client(call.phone_number.carrier_account).realtime.calls.hangup(
+            call.carrier_call_id
+        )
+    except OpenAIError as error:  # most likely the call already ended
+        logger.info(
+            "could not hang up a lost SIP call",
+            extra={"call_id": call.public_id, "error": str(error)},
+        )
+
+
+def call_status_from_carrier(call: Call, carrier_status: str, duration: int | None = None) -> None:
+    """Apply a carrier status callback (Twilio's CallStatus) to the call."""
+    if carrier_status == "in-progress":
+        Call.objects.for_tenant(call.tenant).filter(pk=call.pk, answered_at=None).update(
+            answered_at=timezone.now()
+        )
+        return
+    ended = {
+        "completed": Call.Status.COMPLETED,
+        "busy": Call.Status.FAILED,
+        "failed": Call.Status.FAILED,
+        "no-answer": Call.Status.FAILED,
+        "canceled": Call.Status.FAILED,
+    }
+    if carrier_status in ended:
+        status = ended[carrier_status]
+        reason = (
+            Call.EndReason.CALLER_HANGUP
+            if status == Call.Status.COMPLETED
+            else Call.EndReason.CARRIER_ERROR
+        )
+        call_finalize(call, status=status, end_reason=reason)

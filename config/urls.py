@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import views
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("tenants.api.urls")),
+    path("", include("agents.api.urls")),
+    path("", include("calls.api.urls")),
+]
+
+urlpatterns = [
+    path("", include("tenants.urls")),
+    path("", include("workers.urls")),
+    path("admin/", admin.site.urls),
+    path("v1/", include(api_patterns)),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"

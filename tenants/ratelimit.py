@@ -1,0 +1,37 @@
+"""Request rate limits over the shared cache (Redis in production).
+
+A sliding-window counter: the current minute's count plus the previous minute's, weighted by
+how much of it still lies inside the window. Two cache keys per limit and one atomic increment.
+"""
+
+import math
+import time
+
+from django.core.cache import cache
+
+
+def hit(name: str, limit: int, window: int = 60) -> float | None:
+    """Count one request against `name`; return None if allowed, else seconds to wait."""
+    now = time.time()
+    current_start = math.floor(now / window) * window
+    current_key = f"ratelimit:{name}:{current_start}"
+    previous_key = f"ratelimit:{name}:{current_start - window}"
+
+    # add() is SET NX, so the first request of a window creates the counter with its expiry.
+    cache.add(current_key, 0, timeout=window * 2)
+    try:
+        current = cache.incr(current_key)
+    except ValueError:  # expired between add() and incr()
+        cache.set(current_key, 1, timeout=window * 2)
+        current = 1
+    previous = cache.get(previous_key, 0)
+
+    elapsed = now - current_start
+    weight = 1 - elapsed / window
+    if previous * weight + current <= limit:
+        return None
+    if current > limit or previous == 0:
+        return max(current_start + window - now, 1.0)
+    # Wait until enough of the previous window has slid out for this request to fit.
+    needed_weight = (limit - current) / previous
+    return max((1 - needed_weight) * window - elapsed, 1.0)

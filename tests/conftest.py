@@ -1,0 +1,235 @@
+"""Fixtures shared by the whole suite. The suite runs against real PostgreSQL and Redis."""
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from rest_framework.test import APIClient
+
+from agents.models import (
+    Agent,
+    AgentVersion,
+    CarrierAccount,
+    Document,
+    Integration,
+    KnowledgeBase,
+    PhoneNumber,
+    PromptRevision,
+    PromptTemplate,
+    Tool,
+)
+from calls.models import Call
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
+from tenants.roles import Role
+from tests import factories
+from tests.fakes.twilio import FakeTwilio
+
+
+def _reachable(url: str, default_port: int) -> str | None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        return f"{host}:{port} ({exc.strerror or exc})"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail at once, naming what is missing, when PostgreSQL or Redis cannot be reached."""
+    if hasattr(config, "workerinput"):  # xdist workers: the controller already checked
+        return
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    problems = []
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        problems.append(
+            "DATABASE_URL must point at PostgreSQL (make test sets "
+            "postgres://postgres@127.0.0.1:5432/switchboard)"
+        )
+    elif failure := _reachable(database_url, 5432):
+        problems.append(f"PostgreSQL is unreachable at {failure}")
+    if not redis_url.startswith("redis://"):
+        problems.append("REDIS_URL must point at Redis (make test sets redis://127.0.0.1:6379/1)")
+    elif failure := _reachable(redis_url, 6379):
+        problems.append(f"Redis is unreachable at {failure}")
+    if problems:
+        pytest.exit("Cannot run the tests: " + "; ".join(problems), returncode=2)
+
+    # Rate-limit counters live in Redis with real expiries; start every run from a clean slate
+    # so limits counted by an earlier run cannot trip this one.
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _test_speedups(settings: Any) -> None:
+    # Production serves hashed files from collectstatic's manifest; tests render pages without
+    # running collectstatic.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # PBKDF2's deliberate slowness (~0.4 s a password) would dominate the suite's run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def verified_login(client: Client, user: User) -> Client:
+    """Sign `client` in as `user` with a verified TOTP device, as the sign-in flow would."""
+    device = factories.TOTPDeviceFactory(user=user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+def key_client(api_key: ApiKey) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.secret}")
+    return client
+
+
+@dataclass
+class TenantWorld:
+    """One tenant holding one of every kind of resource."""
+
+    tenant: Tenant
+    owner: Membership
+    member: Membership
+    invitation: Invitation
+    api_key: ApiKey
+    audit_event: AuditEvent
+    integration: Integration
+    tool: Tool
+    knowledge_base: KnowledgeBase
+    document: Document
+    prompt_template: PromptTemplate
+    prompt_revision: PromptRevision
+    agent: Agent
+    version: AgentVersion  # a complete draft
+    published_version: AgentVersion  # taking all of the agent's calls
+    carrier_account: CarrierAccount  # sandbox
+    twilio_account: CarrierAccount  # pointing at the fake Twilio
+    phone_number: PhoneNumber
+    call: Call  # answered and ended, with a short transcript
+    twilio: FakeTwilio
+
+    @property
+    def client(self) -> APIClient:
+        """An API client authenticated with a key holding every scope."""
+        return key_client(self.api_key)
+
+    def session_client(self, role: str = Role.OWNER) -> APIClient:
+        """An API client signed in (with TOTP) as a member with `role`."""
+        membership = (
+            self.owner
+            if role == Role.OWNER
+            else factories.MembershipFactory(tenant=self.tenant, role=role)
+        )
+        client = APIClient()
+        verified_login(client, membership.user)
+        return client
+
+    def public_ids(self) -> set[str]:
+        return {
+            value.public_id
+            for value in vars(self).values()
+            if isinstance(getattr(value, "public_id", None), str)
+        }
+
+
+def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
+    tenant = factories.TenantFactory(name=f"{name} Inc")
+    integration = factories.IntegrationFactory(tenant=tenant)
+    knowledge_base = factories.KnowledgeBaseFactory(tenant=tenant)
+    document = factories.DocumentFactory(knowledge_base=knowledge_base)
+    factories.ChunkFactory(document=document)
+    revision = factories.PromptRevisionFactory(
+        template=factories.PromptTemplateFactory(tenant=tenant)
+    )
+    agent = factories.AgentFactory(tenant=tenant)
+    published = factories.published_version(agent=agent, prompt_revision=revision)
+    factories.TrafficAllocationFactory(version=published)
+    carrier_account = factories.CarrierAccountFactory(tenant=tenant)
+    phone_number = factories.PhoneNumberFactory(carrier_account=carrier_account, agent=agent)
+    call = factories.CallFactory(phone_number=phone_number)
+    factories.CallEventFactory(
+        call=call,
+        sequence=1,
+        offset_ms=900,
+        payload={"speaker": "agent", "text": "Thanks for calling, how can I help?"},
+    )
+    factories.CallEventFactory(call=call, sequence=2, offset_ms=4200)
+    return TenantWorld(
+        tenant=tenant,
+        owner=factories.MembershipFactory(tenant=tenant, role=Role.OWNER),
+        member=factories.MembershipFactory(tenant=tenant, role=Role.VIEWER),
+        invitation=factories.InvitationFactory(tenant=tenant),
+        api_key=factories.ApiKeyFactory(tenant=tenant),
+        audit_event=factories.AuditEventFactory(tenant=tenant),
+        integration=integration,
+        tool=factories.ToolFactory(tenant=tenant, integration=integration),
+        knowledge_base=knowledge_base,
+        document=document,
+        prompt_template=revision.template,
+        prompt_revision=revision,
+        agent=agent,
+        version=factories.AgentVersionFactory(agent=agent, prompt_revision=revision),
+        published_version=published,
+        carrier_account=carrier_account,
+        twilio_account=factories.CarrierAccountFactory(
+            tenant=tenant,
+            kind=CarrierAccount.Kind.TWILIO,
+            config={"account_sid": twilio.account_sid},
+            secrets={"auth_token": twilio.auth_token},
+        ),
+        phone_number=phone_number,
+        call=call,
+        twilio=twilio,
+    )
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    twilio = FakeTwilio().start()
+    yield twilio
+    twilio.server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _twilio_points_at_the_fake(settings: Any, fake_twilio: FakeTwilio) -> None:
+    settings.TWILIO_API_BASE_URL = fake_twilio.url
+
+
+@pytest.fixture
+def world(db: None, fake_twilio: FakeTwilio) -> TenantWorld:
+    return make_world("Alpha", fake_twilio)
+
+
+@pytest.fixture
+def other_world(db: None, fake_twilio: FakeTwilio) -> TenantWorld:
+    return make_world("Beta", fake_twilio)
+
+
+@pytest.fixture
+def make_client() -> Callable[..., APIClient]:
+    return key_client
+
+
+@pytest.fixture
+def celery_eager() -> Any:
+    """Run Celery tasks in the test's own process, as the embedded (make run) mode does."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous
