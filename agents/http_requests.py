@@ -1,16 +1,16 @@
 """Outbound HTTP for tools: request templates filled with the model's arguments, sent only to
-public addresses (agents.ssrf), with a timeout, a response size cap and a response mapping."""
+public addresses (tenants.ssrf), with a timeout, a response size cap and a response mapping."""
 
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin
 
 import httpx
 
-from agents.ssrf import BlockedDestination, check_url
+from tenants.ssrf import BlockedDestination, pin
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 EXACT_PLACEHOLDER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -114,20 +114,6 @@ def extract(data: Any, path: str) -> Any:
     return data
 
 
-def _pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL rewritten to the checked address, plus the Host header and TLS name to keep."""
-    destination = check_url(url)
-    parts = urlsplit(url)
-    address = destination.address
-    netloc = f"[{address}]" if ":" in address else address
-    default_port = 443 if destination.scheme == "https" else 80
-    if destination.port != default_port:
-        netloc += f":{destination.port}"
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
-    return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, extensions
-
-
 def send(spec: RequestSpec, arguments: dict[str, Any], auth_headers: dict[str, str]) -> HttpResult:
     started = time.perf_counter()
 
@@ -145,7 +131,7 @@ def send(spec: RequestSpec, arguments: dict[str, Any], auth_headers: dict[str, s
             timeout=spec.timeout_seconds, follow_redirects=False, trust_env=False
         ) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                target, pin_headers, extensions = _pinned(url)
+                target, pin_headers, extensions = pin(url)
                 request = client.build_request(
                     method,
                     target,

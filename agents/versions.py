@@ -185,6 +185,39 @@ def _check_taxonomy(value: Any) -> Problems:
     return problems
 
 
+EXTRACTION_TYPES = ("string", "number", "integer", "boolean")
+
+
+def _check_extraction_schema(value: Any) -> Problems:
+    """Fields extracted after each call: a flat JSON Schema object whose properties are strings,
+    numbers, integers or booleans (optionally with an `enum` and a `description`)."""
+    if value in ({}, None):
+        return []
+    where = "extraction_schema"
+    if not isinstance(value, dict) or value.get("type") != "object":
+        return [(where, 'A JSON Schema object: {"type": "object", "properties": {...}}.')]
+    problems: Problems = []
+    for key in sorted(set(value) - {"type", "properties", "description"}):
+        problems.append((f"{where}.{key}", f"Unknown key {key}."))
+    properties = value.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return [*problems, (f"{where}.properties", "Name at least one field.")]
+    for name, spec in properties.items():
+        at = f"{where}.properties.{name}"
+        if not LABEL.match(name):
+            problems.append((at, "Field names are lowercase words: a-z, 0-9, _."))
+        if not isinstance(spec, dict) or spec.get("type") not in EXTRACTION_TYPES:
+            problems.append((f"{at}.type", f"Type is one of {', '.join(EXTRACTION_TYPES)}."))
+            continue
+        for key in sorted(set(spec) - {"type", "description", "enum"}):
+            problems.append((f"{at}.{key}", f"Unknown key {key}."))
+        if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
+            problems.append((f"{at}.enum", "A non-empty list of allowed values."))
+        if not isinstance(spec.get("description", ""), str):
+            problems.append((f"{at}.description", "Must be text."))
+    return problems
+
+
 def _check_variables(value: Any) -> Problems:
     return (
         [] if isinstance(value, dict) else [("prompt_variables", "An object of variable values.")]
@@ -205,6 +238,7 @@ FIELD_CHECKS = {
     "recording_enabled": _check_recording,
     "redaction": _check_redaction,
     "outcome_taxonomy": _check_taxonomy,
+    "extraction_schema": _check_extraction_schema,
 }
 # The version's own values (not its links to revisions, tools and knowledge bases).
 SCALAR_FIELDS = tuple(FIELD_CHECKS)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -82,6 +83,16 @@ class Call(TenantOwnedModel):
     # worker stopped writing it.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
+    # After the call (calls/pipeline.py): each step leaves its result here.
+    redacted_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    # {"contact_reason": …, "sentiment": …, "fields": {tenant-defined fields}}
+    extracted = models.JSONField(default=dict, blank=True)
+    recording = models.FileField(upload_to="recordings/", max_length=255, blank=True)
+    recording_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    recording_sha256 = models.CharField(max_length=64, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "public_id"], name="call_public_id"),
@@ -136,3 +147,65 @@ class CallEvent(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.sequence}"
+
+
+class Outcome(TenantOwnedModel):
+    """How a call ended for the business, with the evidence and who (or what) decided it.
+    Billing counts calls whose outcome is resolved."""
+
+    class Source(models.TextChoices):
+        RULE = "rule"
+        MODEL = "model"
+        HUMAN = "human"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="outcomes")
+    label = models.CharField(max_length=64)
+    resolved = models.BooleanField()
+    confidence = models.FloatField()
+    rationale = models.TextField(blank=True)
+    # [{"kind": "transcript", "sequence": 4, "quote": "…"}, {"kind": "tool", …}, …]
+    evidence = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    rule = models.CharField(max_length=64, blank=True)  # which rule, when source is rule
+    model = models.CharField(max_length=64, blank=True)  # which model, when source is model
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Why this source decided: e.g. the model was unavailable and rules decided instead.
+    note = models.CharField(max_length=500, blank=True)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "call"], name="outcome_per_call")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def public_id(self) -> str:
+        return self.call.public_id
+
+    @property
+    def audit_label(self) -> str:
+        return f"outcome of {self.call.audit_label}"
+
+
+class PostCallJob(TenantOwnedModel):
+    """The transactional outbox of the post-call pipeline: written in the same transaction that
+    ends the call, so the work is never lost between the commit and the queue. The relay
+    (calls.tasks.dispatch_post_call) re-queues jobs that have not finished."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    times_queued = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "call"], name="postcall_per_call")]
+        indexes = [
+            models.Index(fields=["tenant", "finished_at", "queued_at"], name="postcall_unfinished")
+        ]
+
+    def __str__(self) -> str:
+        return f"post-call work for {self.call_id}"

@@ -1,6 +1,10 @@
 from typing import Any
 
 from calls.models import Call, CallEvent
+from calls.redaction import Policy
+
+AWAITING_REDACTION = "[awaiting redaction]"
+PRIVATE_KINDS = (CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL)
 
 
 def call_by_carrier_id(carrier: str, carrier_call_id: str) -> Call | None:
@@ -12,15 +16,31 @@ def call_by_carrier_id(carrier: str, carrier_call_id: str) -> Call | None:
     )
 
 
+def awaiting_redaction(call: Call) -> bool:
+    """Until the post-call pipeline has redacted a call, what was said (and sent to tools) is
+    not shown: the redacted form is the only one anybody reads."""
+    return call.redacted_at is None and Policy.of(call.version and call.version.redaction).active
+
+
+def visible_payload(event: CallEvent, hidden: bool) -> dict[str, Any]:
+    if not hidden or event.kind not in PRIVATE_KINDS:
+        return event.payload
+    if event.kind == CallEvent.Kind.TRANSCRIPT:
+        return {"speaker": event.payload.get("speaker"), "text": AWAITING_REDACTION}
+    kept = ("name", "call_id", "ok", "duration_ms")
+    return {**{k: event.payload.get(k) for k in kept}, "redaction": "pending"}
+
+
 def transcript(call: Call) -> list[dict[str, Any]]:
-    """The conversation as turns: who spoke, what was said, when."""
+    """The conversation as turns: who spoke, what was said (redacted), when."""
     events = CallEvent.objects.for_tenant(call.tenant).filter(
         call=call, kind=CallEvent.Kind.TRANSCRIPT
     )
+    hidden = awaiting_redaction(call)
     return [
         {
             "speaker": e.payload.get("speaker"),
-            "text": e.payload.get("text", ""),
+            "text": AWAITING_REDACTION if hidden else e.payload.get("text", ""),
             "offset_ms": e.offset_ms,
         }
         for e in events.order_by("sequence")

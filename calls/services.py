@@ -16,8 +16,14 @@ from openai import OpenAIError
 from agents.carriers import openai_sip_client
 from agents.models import AgentVersion, PhoneNumber
 from agents.selectors import version_for_call
-from calls.models import Call, CallEvent
+from calls import pipeline
+from calls.models import Call, CallEvent, Outcome, PostCallJob
+from calls.tagging import Decision, decide, facts_of
+from tenants import webhooks
+from tenants.access import Actor
+from tenants.errors import Conflict, InvalidInput
 from tenants.models import Tenant
+from tenants.services import audit_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ def call_open(
                     ended_at=now,
                     duration_seconds=0,
                 )
+                post_call_start(call)
                 return Admission(call, None, created=True)
             call = Call.objects.create(**fields, status=Call.Status.RINGING)
             return Admission(call, version, created=True)
@@ -167,6 +174,15 @@ def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def post_call_start(call: Call) -> None:
+    """Write the post-call job (the outbox row) in the transaction that ends the call, and queue
+    the pipeline once that commits."""
+    from calls.tasks import post_call_queue
+
+    job = PostCallJob.objects.create(tenant=call.tenant, call=call)
+    post_call_queue(job)
+
+
 def call_finalize(
     call: Call, *, status: str, end_reason: str, usage: dict[str, Any] | None = None
 ) -> bool:
@@ -190,6 +206,7 @@ def call_finalize(
         if usage:
             locked.usage = _add_usage(locked.usage, usage)
         locked.save(update_fields=["status", "end_reason", "ended_at", "duration_seconds", "usage"])
+        post_call_start(locked)
     logger.info(
         "call ended", extra={"call_id": call.public_id, "end_reason": end_reason, "status": status}
     )
@@ -258,3 +275,84 @@ def call_status_from_carrier(call: Call, carrier_status: str, duration: int | No
             else Call.EndReason.CARRIER_ERROR
         )
         call_finalize(call, status=status, end_reason=reason)
+
+
+# --- Outcomes ---------------------------------------------------------------------------------
+
+
+def _outcome_changed(call: Call, before: Outcome | None, after: Outcome, actor: Actor) -> None:
+    """Audit a changed outcome, bring the bill in line (inside the dispute window) and tell the
+    tenant's webhooks."""
+    old = pipeline.outcome_data(before) if before else None
+    new = pipeline.outcome_data(after)
+    audit_event_record(
+        actor=actor,
+        action="call.outcome_changed",
+        target=call,
+        changes={
+            key: [old.get(key) if old else None, new[key]]
+            for key in ("label", "resolved", "source", "rationale")
+            if (old or {}).get(key) != new[key]
+        },
+    )
+    window = timedelta(days=call.tenant.dispute_window_days)
+    if call.ended_at and timezone.now() - call.ended_at <= window:
+        pipeline.bill(call, reason=f"outcome changed to {after.label} by {actor.label}")
+    else:
+        logger.info(
+            "outcome changed after the dispute window; the bill stands",
+            extra={"call_id": call.public_id},
+        )
+    changed = Outcome.objects.for_tenant(call.tenant).filter(call=call).count()
+    webhooks.emit(
+        call.tenant,
+        "call.outcome_changed",
+        subject=call.public_id,
+        key=f"changed:{after.decided_at.isoformat()}:{changed}",
+        data={**pipeline.call_data(call, after), "previous_outcome": old},
+    )
+
+
+def outcome_retag(*, call: Call, actor: Actor) -> Outcome:
+    """Decide the outcome again (rules, model, heuristic) with the version's current taxonomy."""
+    actor.require("calls:write")
+    if call.ended_at is None:
+        raise Conflict("The call has not ended yet.")
+    if call.redacted_at is None:
+        pipeline.redact(call)
+    decision = decide(facts_of(call))
+    with transaction.atomic():
+        Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
+        before = pipeline.outcome_of(call)
+        after = pipeline.apply_decision(call, decision)
+        _outcome_changed(call, before, after, actor)
+    return after
+
+
+def outcome_set(*, call: Call, actor: Actor, label: str, rationale: str = "") -> Outcome:
+    """A person decides the outcome (provenance `human`)."""
+    actor.require("calls:write")
+    if call.ended_at is None:
+        raise Conflict("The call has not ended yet.")
+    facts = facts_of(call)
+    if label not in facts.labels:
+        raise InvalidInput.field(
+            "label", f"Not an outcome of this agent version: use one of {', '.join(facts.labels)}."
+        )
+    decision = Decision(
+        label=label,
+        resolved=bool(facts.labels[label]["resolved"]),
+        confidence=1.0,
+        rationale=rationale or f"Set by {actor.label}.",
+        source=Outcome.Source.HUMAN,
+        note=f"set by {actor.label}",
+    )
+    with transaction.atomic():
+        Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
+        before = pipeline.outcome_of(call)
+        if before is not None:
+            decision.evidence = before.evidence
+            decision.summary, decision.extracted = call.summary, call.extracted
+        after = pipeline.apply_decision(call, decision, decided_by=actor.user)
+        _outcome_changed(call, before, after, actor)
+    return after

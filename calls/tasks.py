@@ -1,9 +1,117 @@
-from celery import shared_task
+"""Celery tasks for calls. They take ids, re-load the call within its tenant and call
+calls/pipeline.py, whose steps are idempotent: a task delivered twice (acks_late, a worker lost
+mid-task) changes nothing twice."""
 
+from datetime import timedelta
+from typing import Any
+
+from celery import chain, shared_task
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from calls import pipeline
+from calls.models import PostCallJob
 from calls.services import calls_sweep
+from tenants.models import Tenant
+
+# Database hiccups and storage errors are worth retrying; anything else is a bug to look at.
+RETRYABLE = (DatabaseError, OSError)
+# A job queued this long ago and still unfinished is queued again (its task was lost).
+REQUEUE_AFTER = timedelta(minutes=10)
+STEP: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": RETRYABLE,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 8,
+    "time_limit": 120,
+    "soft_time_limit": 100,
+}
 
 
 @shared_task
 def sweep_abandoned_calls() -> int:
     """End calls whose worker died (no heartbeat) or whose media stream never came."""
     return calls_sweep()
+
+
+@shared_task(**STEP)
+def redact_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.redact(call)
+
+
+@shared_task(**{**STEP, "time_limit": 300, "soft_time_limit": 270})
+def tag_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.tag(call)
+
+
+@shared_task(**STEP)
+def bill_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.bill(call)
+
+
+@shared_task(**STEP)
+def record_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.record(call)
+
+
+@shared_task(**STEP)
+def notify_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.notify(call)
+
+
+@shared_task(**STEP)
+def finish_call(tenant_id: int, call_id: int) -> None:
+    call = pipeline.load_call(tenant_id, call_id)
+    if call is not None:
+        pipeline.finish(call)
+
+
+def post_call_chain(tenant_id: int, call_id: int) -> chain:
+    return chain(
+        *(
+            step.si(tenant_id, call_id)
+            for step in (redact_call, tag_call, bill_call, record_call, notify_call, finish_call)
+        )
+    )
+
+
+def post_call_queue(job: PostCallJob) -> None:
+    """Queue the pipeline for a job, after the transaction that wrote it commits."""
+
+    def send() -> None:
+        PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
+            queued_at=timezone.now(), times_queued=F("times_queued") + 1
+        )
+        post_call_chain(job.tenant_id, job.call_id).apply_async()
+
+    transaction.on_commit(send, robust=True)
+
+
+@shared_task(acks_late=True, time_limit=120)
+def dispatch_post_call() -> int:
+    """The outbox relay: queue every unfinished job that was never queued, or was queued long
+    enough ago that its tasks must have been lost."""
+    stale = timezone.now() - REQUEUE_AFTER
+    queued = 0
+    for tenant in Tenant.objects.all():
+        jobs = PostCallJob.objects.for_tenant(tenant).filter(finished_at=None)
+        for job in jobs.filter(Q(queued_at=None) | Q(queued_at__lt=stale)):
+            PostCallJob.objects.for_tenant(tenant).filter(pk=job.pk).update(
+                queued_at=timezone.now(), times_queued=F("times_queued") + 1
+            )
+            post_call_chain(tenant.pk, job.call_id).apply_async()
+            queued += 1
+    return queued

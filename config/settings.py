@@ -157,7 +157,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "calls.tasks.sweep_abandoned_calls",
         "schedule": 30.0,
     },
+    "dispatch-post-call": {"task": "calls.tasks.dispatch_post_call", "schedule": 60.0},
+    "deliver-due-webhooks": {"task": "tenants.tasks.deliver_due_webhooks", "schedule": 10.0},
 }
+# acks_late tasks go back to the queue when a worker dies, after the visibility timeout: it must
+# be longer than any task's time limit, or a slow task would run twice at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
 # --- Users, sessions, security ----------------------------------------------------------------
 
@@ -220,6 +225,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Switchboard <noreply@localho
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files and call recordings: a local directory unless S3 is configured.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+MEDIA_URL = "/media/"  # never served directly: recordings go through the API's permission check
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -282,6 +290,9 @@ SPECTACULAR_SETTINGS = {
         "CarrierKindEnum": "agents.models.CarrierAccount.Kind",
         "CallStatusEnum": "calls.models.Call.Status",
         "EndReasonEnum": "calls.models.Call.EndReason",
+        "OutcomeSourceEnum": "calls.models.Outcome.Source",
+        "WebhookEndpointStatusEnum": "tenants.models.WebhookEndpoint.Status",
+        "WebhookDeliveryStatusEnum": "tenants.models.WebhookDelivery.Status",
     },
 }
 
@@ -312,6 +323,12 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_REALTIME_URL = env_str("OPENAI_REALTIME_URL")
 OPENAI_TRANSCRIPTION_MODEL = env_str("OPENAI_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
+# After each call this model tags the outcome and writes the summary (with OPENAI_API_KEY);
+# empty: rules and a heuristic decide (docs/calls.md).
+OUTCOME_MODEL = env_str("OUTCOME_MODEL", "gpt-4.1-mini")
+OUTCOME_MODEL_TIMEOUT = env_int("OUTCOME_MODEL_TIMEOUT", 30)
+# A caller who hangs up within this many seconds, before the agent replied, abandoned the call.
+OUTCOME_ABANDON_SECONDS = env_int("OUTCOME_ABANDON_SECONDS", 15)
 # On the OpenAI SIP path, which SIP header names the number called (default: To).
 SIP_ROUTING_HEADER = env_str("SIP_ROUTING_HEADER", "To")
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from tenants.encryption import EncryptedJSONField
 from tenants.ids import PublicIdField
 from tenants.roles import Role
 
@@ -47,6 +48,8 @@ class Tenant(models.Model):
     max_agents = models.PositiveIntegerField(default=default_max_agents)
     max_phone_numbers = models.PositiveIntegerField(default=default_max_phone_numbers)
     max_document_bytes = models.PositiveIntegerField(default=default_max_document_bytes)
+    # How long after a call a person may still overturn its outcome and change the bill.
+    dispute_window_days = models.PositiveIntegerField(default=30)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -260,6 +263,99 @@ class ApiKey(TenantOwnedModel):
     def is_usable(self, now: Any = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class WebhookEndpoint(TenantOwnedModel):
+    """A URL of the tenant's that receives signed event notifications (Standard Webhooks)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+
+    public_id = PublicIdField("whk")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    # Event types sent here; empty means all of them.
+    event_types = models.JSONField(default=list, blank=True)
+    # {"current": "whsec_…", "previous": "whsec_…", "previous_until": ISO time}: during a rotation
+    # every message is signed with both secrets until `previous_until`.
+    secrets = EncryptedJSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "public_id"], name="webhookendpoint_public_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def audit_label(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookDelivery(TenantOwnedModel):
+    """One event for one endpoint, and how sending it went. Its public id is the `webhook-id`
+    the receiver sees on every attempt, so a receiver can drop repeats."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # every attempt failed, or the endpoint was disabled
+
+    public_id = PublicIdField("msg")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="+")
+    event_type = models.CharField(max_length=64)
+    # What the event is about (a call's public id); deliveries about one subject go out in order.
+    subject = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField()
+    # Unique per endpoint: emitting the same event twice creates one delivery.
+    event_key = models.CharField(max_length=200)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "public_id"], name="webhookdelivery_public_id"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "endpoint", "event_key"], name="webhookdelivery_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "next_attempt_at"], name="webhook_due"),
+            models.Index(
+                fields=["tenant", "endpoint", "subject", "sequence"], name="webhook_order"
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="webhook_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.public_id}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.event_type} to {self.endpoint.url}"
 
 
 class AppendOnlyQuerySet(models.QuerySet[M], Generic[M]):

@@ -1,9 +1,10 @@
 from smtplib import SMTPException
 
 from celery import shared_task
+from django.utils import timezone
 
-from tenants import idempotency
-from tenants.models import Invitation
+from tenants import idempotency, webhooks
+from tenants.models import Invitation, Tenant
 from tenants.services import invitation_email_send
 
 
@@ -24,3 +25,23 @@ def send_invitation_email(invitation_id: int, token: str) -> None:
 @shared_task
 def purge_expired_idempotency_keys() -> int:
     return idempotency.idempotency_purge_expired()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=60, soft_time_limit=45)
+def deliver_webhook(tenant_id: int, delivery_id: int) -> str:
+    """One attempt at one delivery; a failure is retried by the schedule, not by Celery."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    return webhooks.deliver(tenant, delivery_id) if tenant is not None else "skipped"
+
+
+@shared_task(acks_late=True, time_limit=60)
+def deliver_due_webhooks() -> int:
+    """Queue every delivery whose next attempt is due (retries, and first attempts whose task
+    was lost)."""
+    now = timezone.now()
+    queued = 0
+    for tenant in Tenant.objects.all():
+        for delivery_id in webhooks.due(tenant, now):
+            deliver_webhook.delay(tenant.pk, delivery_id)
+            queued += 1
+    return queued

@@ -456,6 +456,59 @@ ROUTES = [
     Route("call-detail", "call", [Call("GET", "calls:read")]),
     Route("call-events", "call", [Call("GET", "calls:read")]),
     Route("call-transcript", "call", [Call("GET", "calls:read")]),
+    Route("call-recording", "call", [Call("GET", "calls:listen")]),
+    Route("call-retag", "call", [Call("POST", "calls:write", None, "call.outcome_changed")]),
+    Route(
+        "call-outcome",
+        "call",
+        [Call("PUT", "calls:write", {"label": "escalated"}, "call.outcome_changed")],
+    ),
+    # --- Webhooks ---
+    Route(
+        "webhook-endpoint-list",
+        None,
+        [
+            Call("GET", "webhooks:read"),
+            Call(
+                "POST",
+                "webhooks:write",
+                {"url": "https://93.184.215.14/other", "event_types": ["call.completed"]},
+                "webhook_endpoint.created",
+            ),
+        ],
+    ),
+    Route(
+        "webhook-endpoint-detail",
+        "webhook_endpoint",
+        [
+            Call("GET", "webhooks:read"),
+            Call("PATCH", "webhooks:write", {"description": "CRM"}, "webhook_endpoint.updated"),
+            Call(
+                "DELETE",
+                "webhooks:write",
+                None,
+                "webhook_endpoint.deleted",
+                target=lambda w: factories.WebhookEndpointFactory(tenant=w.tenant),
+            ),
+        ],
+    ),
+    Route(
+        "webhook-endpoint-rotate-secret",
+        "webhook_endpoint",
+        [Call("POST", "webhooks:write", None, "webhook_endpoint.secret_rotated")],
+    ),
+    Route(
+        "webhook-endpoint-enable",
+        "webhook_endpoint",
+        [Call("POST", "webhooks:write", None, "webhook_endpoint.enabled")],
+    ),
+    Route("webhook-delivery-list", None, [Call("GET", "webhooks:read")]),
+    Route("webhook-delivery-detail", "webhook_delivery", [Call("GET", "webhooks:read")]),
+    Route(
+        "webhook-delivery-replay",
+        "webhook_delivery",
+        [Call("POST", "webhooks:write", None, "webhook_delivery.replayed")],
+    ),
 ]
 
 # /v1/ routes that hold no tenant data: the API's description, public like any API reference.

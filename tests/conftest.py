@@ -24,8 +24,18 @@ from agents.models import (
     PromptTemplate,
     Tool,
 )
+from calls import recordings
 from calls.models import Call
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tenants.roles import Role
 from tests import factories
 from tests.fakes.twilio import FakeTwilio
@@ -119,7 +129,9 @@ class TenantWorld:
     carrier_account: CarrierAccount  # sandbox
     twilio_account: CarrierAccount  # pointing at the fake Twilio
     phone_number: PhoneNumber
-    call: Call  # answered and ended, with a short transcript
+    call: Call  # answered, ended and processed: a short transcript, an outcome, a recording
+    webhook_endpoint: WebhookEndpoint
+    webhook_delivery: WebhookDelivery  # about `call`
     twilio: FakeTwilio
 
     @property
@@ -168,6 +180,12 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
         payload={"speaker": "agent", "text": "Thanks for calling, how can I help?"},
     )
     factories.CallEventFactory(call=call, sequence=2, offset_ms=4200)
+    factories.OutcomeFactory(call=call)
+    Call.objects.for_tenant(tenant).filter(pk=call.pk).update(
+        **recordings.store(tenant.public_id, call.public_id, b"\x7f" * 800, b"\xff" * 800)
+    )
+    call.refresh_from_db()
+    webhook_endpoint = factories.WebhookEndpointFactory(tenant=tenant)
     return TenantWorld(
         tenant=tenant,
         owner=factories.MembershipFactory(tenant=tenant, role=Role.OWNER),
@@ -193,6 +211,10 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
         ),
         phone_number=phone_number,
         call=call,
+        webhook_endpoint=webhook_endpoint,
+        webhook_delivery=factories.WebhookDeliveryFactory(
+            endpoint=webhook_endpoint, subject=call.public_id
+        ),
         twilio=twilio,
     )
 
@@ -207,6 +229,26 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 @pytest.fixture(autouse=True)
 def _twilio_points_at_the_fake(settings: Any, fake_twilio: FakeTwilio) -> None:
     settings.TWILIO_API_BASE_URL = fake_twilio.url
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _files_go_to_a_temporary_directory(settings: Any, media_root: Any) -> None:
+    settings.MEDIA_ROOT = str(media_root)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _an_empty_task_queue() -> None:
+    """Tasks a previous run queued on the broker and nobody consumed would reach this run's
+    workers, about rows that no longer exist."""
+    from config.celery import app
+
+    if not app.conf.task_always_eager:
+        app.control.purge()
 
 
 @pytest.fixture

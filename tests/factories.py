@@ -25,9 +25,20 @@ from agents.models import (
     VersionKnowledgeBase,
     VersionTool,
 )
-from calls.models import Call, CallEvent
+from billing.models import UsageEvent
+from calls.models import Call, CallEvent, Outcome, PostCallJob
 from tenants import keys
-from tenants.models import ApiKey, AuditEvent, IdempotencyKey, Invitation, Membership, Tenant, User
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    IdempotencyKey,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tenants.roles import MATRIX, Role
 
 PASSWORD = "correct horse battery staple"
@@ -343,6 +354,8 @@ class CallFactory(TenantOwnedFactory):
         lambda o: Call.EndReason.CALLER_HANGUP if o.status in _ENDED else ""
     )
     duration_seconds = factory.LazyAttribute(lambda o: 42 if o.status in _ENDED else None)
+    # Stored calls have been through the post-call pipeline's redaction.
+    redacted_at = factory.LazyAttribute(lambda o: o.ended_at)
 
 
 class CallEventFactory(TenantOwnedFactory):
@@ -355,6 +368,69 @@ class CallEventFactory(TenantOwnedFactory):
     offset_ms = 0
     kind = CallEvent.Kind.TRANSCRIPT
     payload = factory.LazyFunction(lambda: {"speaker": "caller", "text": "Hello"})
+
+
+class OutcomeFactory(TenantOwnedFactory):
+    class Meta:
+        model = Outcome
+
+    call = factory.SubFactory(CallFactory)
+    tenant = factory.LazyAttribute(lambda o: o.call.tenant)
+    label = "resolved"
+    resolved = True
+    confidence = 0.9
+    rationale = "The caller's question was answered."
+    source = Outcome.Source.RULE
+    rule = "heuristic"
+
+
+class PostCallJobFactory(TenantOwnedFactory):
+    class Meta:
+        model = PostCallJob
+
+    call = factory.SubFactory(CallFactory)
+    tenant = factory.LazyAttribute(lambda o: o.call.tenant)
+
+
+class UsageEventFactory(DjangoModelFactory):
+    class Meta:
+        model = UsageEvent
+
+    tenant = factory.SubFactory(TenantFactory)
+    kind = UsageEvent.Kind.RESOLVED_CONVERSATION
+    quantity = 1
+    reference = factory.Sequence(lambda n: f"call_factory{n}")
+    idempotency_key = factory.LazyAttribute(lambda o: f"{o.reference}#1")
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class WebhookEndpointFactory(TenantOwnedFactory):
+    class Meta:
+        model = WebhookEndpoint
+
+    tenant = factory.SubFactory(TenantFactory)
+    # An address literal: no DNS lookup, and public, so the SSRF guard lets it through.
+    url = "https://93.184.215.14/hooks/switchboard"
+    secrets = factory.LazyFunction(
+        lambda: {"current": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+    )
+
+
+class WebhookDeliveryFactory(TenantOwnedFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    tenant = factory.LazyAttribute(lambda o: o.endpoint.tenant)
+    event_type = "call.completed"
+    subject = factory.Sequence(lambda n: f"call_factory{n}")
+    sequence = 1
+    event_key = factory.LazyAttribute(lambda o: f"{o.subject}:{o.event_type}:completed")
+    payload = factory.LazyAttribute(
+        lambda o: {"type": o.event_type, "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}
+    )
+    status = WebhookDelivery.Status.DELIVERED
+    attempts = 1
 
 
 def published_version(**kwargs: object) -> AgentVersion:

@@ -17,6 +17,8 @@ import tempfile
 import wave
 from pathlib import Path
 
+from calls.recordings import DECODE_TABLE, wav_from_ulaw
+
 SAMPLE_RATE = 8000
 FRAME_BYTES = 160  # 20 ms
 SILENCE = b"\xff" * FRAME_BYTES
@@ -25,14 +27,6 @@ TIMESTAMP_MAGIC = b"SBTS"
 _CAPTION_ROOM = FRAME_BYTES - len(CAPTION_MAGIC) - 2
 
 
-def _decode_byte(value: int) -> int:
-    value = ~value & 0xFF
-    sign, exponent, mantissa = value & 0x80, (value >> 4) & 0x07, value & 0x0F
-    sample = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return -sample if sign else sample
-
-
-DECODE_TABLE = [_decode_byte(b) for b in range(256)]
 LOUDNESS = [abs(s) for s in DECODE_TABLE]
 
 
@@ -193,16 +187,4 @@ def read_wav(data: bytes) -> bytes:
 
 def write_wav(ulaw: bytes, *tracks: bytes) -> bytes:
     """16-bit PCM WAV at 8 kHz: mono from one track, stereo (left, right) from two."""
-    channels = [ulaw, *tracks]
-    length = max(len(c) for c in channels)
-    decoded = [
-        decode(c + SILENCE * (1 + (length - len(c)) // FRAME_BYTES))[:length] for c in channels
-    ]
-    interleaved = [sample for frame in zip(*decoded, strict=True) for sample in frame]
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(len(channels))
-        writer.setsampwidth(2)
-        writer.setframerate(SAMPLE_RATE)
-        writer.writeframes(struct.pack(f"<{len(interleaved)}h", *interleaved))
-    return out.getvalue()
+    return wav_from_ulaw(ulaw, *tracks)

@@ -20,12 +20,14 @@ from websockets.exceptions import ConnectionClosed
 from agents.models import AgentVersion, CarrierAccount, Tool
 from agents.selectors import tools_for_version
 from calls.models import Call, CallEvent
+from calls.redaction import Policy
 from calls.services import call_answered, call_transfer_update
 from tenants.access import Actor
 from tenants.services import audit_event_record
 from workers import twilio
 from workers.playback import Playback
 from workers.realtime import model_endpoint, say_exactly, session_config
+from workers.recording import Recorder
 from workers.runtime import CallRuntime, close_model, in_thread
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class MediaStreamCall(CallRuntime):
         if self.started and text.startswith(MEDIA_PREFIXES):
             payload = string_field(text, "payload")
             if payload is not None and BASE64.fullmatch(payload) and self.model is not None:
+                if self.recorder is not None:
+                    self.recorder.heard(payload)
                 await self._model_send(
                     '{"type":"input_audio_buffer.append","audio":"' + payload + '"}'
                 )
@@ -117,6 +121,8 @@ class MediaStreamCall(CallRuntime):
                 and BASE64.fullmatch(payload)
                 and self.model is not None
             ):
+                if self.recorder is not None:
+                    self.recorder.heard(payload)
                 await self._model_send(
                     json.dumps({"type": "input_audio_buffer.append", "audio": payload})
                 )
@@ -172,6 +178,8 @@ class MediaStreamCall(CallRuntime):
             await self._refuse("bad upgrade signature")
             return
         self.tools = {tool.name: tool for tool in tools}
+        if self.version.recording_enabled and Policy.of(self.version.redaction).keeps_recordings:
+            self.recorder = Recorder()
         self.control = twilio.control_for(self.call, self.account)
         self.stream_sid = str(message.get("streamSid") or start.get("streamSid") or "")
         self.started = True
@@ -452,6 +460,8 @@ class MediaStreamCall(CallRuntime):
             self.turn_stopped_at = 0.0
             self.record(CallEvent.Kind.LATENCY, ms=latency, item_id=item_id)
         mark = self.playback.sending(item_id, _decoded_bytes(delta))
+        if self.recorder is not None:
+            self.recorder.said(item_id, delta)
         await self._send_carrier(
             '{"event":"media","streamSid":"'
             + self.stream_sid
@@ -495,6 +505,8 @@ class MediaStreamCall(CallRuntime):
             )
         )
         self.record(CallEvent.Kind.BARGE_IN, item_id=item_id, played_ms=played_ms)
+        if self.recorder is not None:
+            self.recorder.cut(item_id, played_ms)
         if self.after_playback is not None:  # interrupted while saying goodbye: carry on ending
             then, self.after_playback, self.last_mark = self.after_playback, None, ""
             self.spawn(then())

@@ -16,7 +16,10 @@ from channels.db import database_sync_to_async
 from agents.models import AgentVersion, Tool
 from agents.tool_runtime import ToolOutcome, tool_run
 from calls.models import Call, CallEvent
+from calls.recordings import save_raw
+from calls.redaction import NOT_STORED
 from calls.services import PendingEvent, call_events_append, call_finalize
+from workers.recording import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class CallRuntime:
         self.last_activity = 0.0
         self.closing_reason = ""  # a goodbye is being said; end with this once it is heard
         self.closing_deadline = 0.0
+        self.recorder: Recorder | None = None  # set when the version records (and media is ours)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # --- Timeline ---------------------------------------------------------------------------
@@ -78,6 +82,8 @@ class CallRuntime:
     def heard(self, speaker: str, text: str, **extra: Any) -> None:
         if text:
             self.conversation.append((speaker, text))
+            if self.version is not None and self.version.redaction.get("mode") == "pci":
+                text = NOT_STORED  # PCI mode: no transcript body is ever written
             self.record(CallEvent.Kind.TRANSCRIPT, speaker=speaker, text=text, **extra)
 
     def add_usage(self, usage: Any) -> None:
@@ -218,6 +224,18 @@ class CallRuntime:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_transports(), 2.0)
         await self.flush()
+        if self.call is not None and self.recorder is not None:
+            try:
+                await in_thread(save_raw)(
+                    self.call.tenant.public_id,
+                    self.call.public_id,
+                    bytes(self.recorder.caller),
+                    bytes(self.recorder.agent),
+                )
+            except Exception:
+                logger.exception(
+                    "could not save the recording", extra={"call_id": self.call.public_id}
+                )
         if self.call is not None:
             try:
                 await in_thread(call_finalize)(

@@ -119,6 +119,7 @@ class VersionSerializer(serializers.ModelSerializer[AgentVersion]):
             "recording_enabled",
             "redaction",
             "outcome_taxonomy",
+            "extraction_schema",
             "created_at",
             "published_at",
             "published_by",
@@ -157,6 +158,11 @@ class VersionInput(serializers.Serializer[Any]):
     recording_enabled = serializers.BooleanField(required=False)
     redaction = serializers.DictField(required=False)
     outcome_taxonomy = serializers.ListField(child=serializers.DictField(), required=False)
+    extraction_schema = serializers.DictField(
+        required=False,
+        help_text="Fields to extract after each call: "
+        '{"type": "object", "properties": {"order_id": {"type": "string"}}}',
+    )
 
 
 class PublishInput(serializers.Serializer[Any]):

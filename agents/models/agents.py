@@ -122,6 +122,9 @@ class AgentVersion(TenantOwnedModel):
     recording_enabled = models.BooleanField(default=False)
     redaction = models.JSONField(default=default_redaction)
     outcome_taxonomy = models.JSONField(default=default_outcome_taxonomy)
+    # The tenant's own fields to pull out of each call after it ends, as a JSON Schema object
+    # ({"type": "object", "properties": {…}}); empty: only the standard ones.
+    extraction_schema = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     published_at = models.DateTimeField(null=True, blank=True)

@@ -10,11 +10,11 @@ from agents.integrations import integration_kinds, is_header_safe
 from agents.models import Integration, Tool, VersionTool
 from agents.schemas import check_parameters_schema
 from agents.services import credentials_update, invalid, require_name
-from agents.ssrf import BlockedDestination, check_url
 from tenants.access import Actor
 from tenants.errors import Conflict, InvalidInput
 from tenants.models import Tenant
 from tenants.services import audit_event_record
+from tenants.ssrf import BlockedDestination, check_url
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 GENERIC_AUTH_KINDS = ("bearer_token", "basic_auth", "api_key_header")

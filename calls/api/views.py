@@ -1,16 +1,57 @@
 from typing import Any
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from django.db.models import Prefetch
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from calls.models import Call, CallEvent
-from calls.selectors import transcript
+from calls import services
+from calls.models import Call, CallEvent, Outcome
+from calls.selectors import awaiting_redaction, transcript, visible_payload
 from tenants.api.base import TenantViewSet
 from tenants.api.pagination import CursorPagination
+
+
+class CallOutcomeSerializer(serializers.ModelSerializer[Outcome]):
+    decided_by = serializers.EmailField(
+        source="decided_by.email", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = Outcome
+        fields = [
+            "label",
+            "resolved",
+            "confidence",
+            "rationale",
+            "evidence",
+            "source",
+            "rule",
+            "model",
+            "decided_by",
+            "note",
+            "decided_at",
+        ]
+
+
+class RecordingSerializer(serializers.Serializer[Any]):
+    duration_ms = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.CharField(help_text="GET it with the same credentials (needs calls:listen)")
+
+
+class OutcomeInput(serializers.Serializer[Any]):
+    # `label` is also an attribute of every DRF field; as a declared field it is the input's name.
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="A label of the call's version's outcome taxonomy"
+    )
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class CallSerializer(serializers.ModelSerializer[Call]):
@@ -25,6 +66,8 @@ class CallSerializer(serializers.ModelSerializer[Call]):
         source="version.public_id", read_only=True, allow_null=True, default=None
     )
     transfer = serializers.SerializerMethodField()
+    outcome = serializers.SerializerMethodField()
+    recording = serializers.SerializerMethodField()
 
     class Meta:
         model = Call
@@ -47,16 +90,42 @@ class CallSerializer(serializers.ModelSerializer[Call]):
             "duration_seconds",
             "usage",
             "transfer",
+            "outcome",
+            "summary",
+            "extracted",
+            "recording",
+            "redacted_at",
+            "processed_at",
         ]
 
     def get_transfer(self, call: Call) -> dict[str, str]:
         return {"status": call.transfer_status, "target": call.transfer_target}
 
+    @extend_schema_field(CallOutcomeSerializer(allow_null=True))
+    def get_outcome(self, call: Call) -> dict[str, Any] | None:
+        outcomes = list(call.outcomes.all())  # prefetched with the page
+        return CallOutcomeSerializer(outcomes[0]).data if outcomes else None
+
+    @extend_schema_field(RecordingSerializer(allow_null=True))
+    def get_recording(self, call: Call) -> dict[str, Any] | None:
+        if not call.recording:
+            return None
+        return {
+            "duration_ms": call.recording_duration_ms,
+            "sha256": call.recording_sha256,
+            "url": f"/v1/calls/{call.public_id}/recording",
+        }
+
 
 class CallEventSerializer(serializers.ModelSerializer[CallEvent]):
+    payload = serializers.SerializerMethodField()
+
     class Meta:
         model = CallEvent
         fields = ["sequence", "offset_ms", "kind", "payload"]
+
+    def get_payload(self, event: CallEvent) -> dict[str, Any]:
+        return visible_payload(event, self.context.get("hidden", False))
 
 
 class TurnSerializer(serializers.Serializer[Any]):
@@ -71,12 +140,24 @@ class CallFilter(django_filters.FilterSet):
     number = django_filters.CharFilter(field_name="phone_number__e164", label="E.164 number called")
     status = django_filters.ChoiceFilter(choices=Call.Status.choices)
     end_reason = django_filters.ChoiceFilter(choices=Call.EndReason.choices)
+    outcome = django_filters.CharFilter(field_name="outcomes__label", label="outcome label")
+    resolved = django_filters.BooleanFilter(field_name="outcomes__resolved")
     since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Call
-        fields = ["agent", "version", "number", "status", "end_reason", "since", "until"]
+        fields = [
+            "agent",
+            "version",
+            "number",
+            "status",
+            "end_reason",
+            "outcome",
+            "resolved",
+            "since",
+            "until",
+        ]
 
 
 class CallPagination(CursorPagination):
@@ -98,8 +179,50 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
     filterset_class = CallFilter
     pagination_class = CallPagination
 
+    action_permissions = {
+        "retag": "calls:write",
+        "outcome": "calls:write",
+        "recording": "calls:listen",
+    }
+
     def scope_queryset(self, queryset: Any) -> Any:
-        return queryset.select_related("phone_number", "agent", "version")
+        return queryset.select_related("phone_number", "agent", "version").prefetch_related(
+            Prefetch("outcomes", queryset=Outcome.all_tenants.select_related("decided_by"))
+        )
+
+    @extend_schema(request=None, responses=CallSerializer)
+    @action(detail=True, methods=["post"])
+    def retag(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Decide the outcome again with the version's current rules and model (e.g. after the
+        taxonomy changed). A human decision is replaced too; the change is audited, billed and
+        sent to webhooks as `call.outcome_changed`."""
+        call = self.get_object()
+        services.outcome_retag(call=call, actor=self.actor)
+        return Response(CallSerializer(self.get_object()).data)
+
+    @extend_schema(request=OutcomeInput, responses=CallSerializer)
+    @action(detail=True, methods=["put"])
+    def outcome(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Set the outcome by hand (provenance `human`). Within the tenant's dispute window a
+        change between resolved and not resolved changes the bill (a reversal, never a
+        deletion); after it, the bill stands."""
+        data = OutcomeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.outcome_set(call=self.get_object(), actor=self.actor, **data.validated_data)
+        return Response(CallSerializer(self.get_object()).data)
+
+    @extend_schema(responses={(200, "audio/wav"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def recording(self, request: Request, *args: Any, **kwargs: Any) -> FileResponse:
+        """The call's recording: a 16-bit 8 kHz stereo WAV, caller left, agent right."""
+        call = self.get_object()
+        if not call.recording:
+            raise NotFound("This call has no recording.")
+        response = FileResponse(
+            call.recording.open("rb"), content_type="audio/wav", filename=f"{call.public_id}.wav"
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(responses=CallEventSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -111,7 +234,10 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
         events = CallEvent.objects.for_tenant(self.tenant).filter(call=call)
         paginator = EventPagination()
         page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(CallEventSerializer(page, many=True).data)
+        context = {"hidden": awaiting_redaction(call)}
+        return paginator.get_paginated_response(
+            CallEventSerializer(page, many=True, context=context).data
+        )
 
     @extend_schema(responses=TurnSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -61,6 +61,10 @@ class FakeOpenAI:
     server: FakeServer = field(default_factory=FakeServer)
     # Told of each accepted session, as OpenAI's own Realtime service would be.
     on_accept: Callable[[str, dict[str, Any]], None] | None = None
+    # What /v1/chat/completions answers, in turn: a dict (the JSON content), a str (content as
+    # is, e.g. not JSON), an int (an error status) or ("sleep", seconds). Empty: a valid
+    # answer picking the first label offered ("resolved" when offered).
+    completions: list[Any] = field(default_factory=list)
 
     def start(self) -> "FakeOpenAI":
         self.server.route(
@@ -68,8 +72,56 @@ class FakeOpenAI:
             r"/v1/realtime/calls/(?P<call>[\w-]+)/(?P<action>accept|reject|refer|hangup)",
             self._control,
         )
+        self.server.route("POST", r"/v1/chat/completions", self._complete)
         self.server.start()
         return self
+
+    def completion_requests(self) -> list[dict[str, Any]]:
+        return [r.json() for r in self.server.requests if r.path == "/v1/chat/completions"]
+
+    def _complete(self, request: Recorded, match: Any) -> Reply:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return Reply(401, {"error": {"message": "Incorrect API key provided"}})
+        body = request.json()
+        behaviour = self.completions.pop(0) if self.completions else None
+        if isinstance(behaviour, tuple):
+            time.sleep(behaviour[1])
+            behaviour = None
+        if isinstance(behaviour, int):
+            return Reply(behaviour, {"error": {"message": "The server had an error"}})
+        if behaviour is None:
+            schema = body["response_format"]["json_schema"]["schema"]
+            labels = schema["properties"]["label"]["enum"]
+            fields = schema["properties"]["fields"]["required"]
+            behaviour = {
+                "label": "resolved" if "resolved" in labels else labels[0],
+                "confidence": 0.9,
+                "rationale": "The caller got the answer they asked for.",
+                "evidence": [],
+                "summary": "The caller asked a question and the agent answered it.",
+                "contact_reason": "question",
+                "sentiment": "positive",
+                "fields": {name: None for name in fields},
+            }
+        content = behaviour if isinstance(behaviour, str) else json.dumps(behaviour)
+        return Reply(
+            200,
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"] + "-2025-04-14",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+            },
+        )
 
     @property
     def url(self) -> str:

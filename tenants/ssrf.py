@@ -1,4 +1,5 @@
-"""Outbound HTTP from tools may only reach the public internet.
+"""Outbound HTTP to URLs tenants give us (tools, webhook endpoints) may only reach the public
+internet.
 
 Every destination is resolved and each address checked: loopback, private, link-local (cloud
 metadata), multicast, reserved and other non-global addresses are refused, unless listed in
@@ -9,7 +10,8 @@ second DNS answer cannot point it elsewhere, and every redirect is checked the s
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -68,3 +70,17 @@ def check_url(url: str) -> Destination:
                 f"{host} resolves to {address}, which is not a public address."
             )
     return Destination(parts.scheme, host, port, str(addresses[0]))
+
+
+def pin(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL rewritten to the checked address, plus the Host header and TLS name to keep."""
+    destination = check_url(url)
+    parts = urlsplit(url)
+    address = destination.address
+    netloc = f"[{address}]" if ":" in address else address
+    default_port = 443 if destination.scheme == "https" else 80
+    if destination.port != default_port:
+        netloc += f":{destination.port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, extensions
