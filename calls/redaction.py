@@ -160,7 +160,7 @@ def _classify(piece: list[Digit], text: str, cards: list[int], ssn: list[int]) -
         return start, end, SSN
     opener = text[start - 1 : start]
     if len(digits) in (10, 11) or (opener == "+" and 8 <= len(digits) <= 15):
-        return start - (opener in "+("), end, PHONE
+        return start - (opener in ("+", "(")), end, PHONE
     return None
 
 

@@ -17,6 +17,7 @@ import secrets
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -67,7 +68,8 @@ def _clean_url(url: str) -> str:
     url = (url or "").strip()
     if not url.startswith(("https://", "http://")):
         raise InvalidInput.field("url", "Give an http(s) URL.")
-    if url.startswith("http://") and not settings.DEBUG:
+    internal = urlsplit(url).hostname in settings.TOOL_HTTP_ALLOWED_PRIVATE_HOSTS
+    if url.startswith("http://") and not (settings.DEBUG or internal):
         raise InvalidInput.field("url", "Use https: events carry call data.")
     try:
         check_url(url)
@@ -430,6 +432,6 @@ def due(tenant: Tenant, now: datetime, limit: int = 500) -> list[int]:
     return list(
         WebhookDelivery.objects.for_tenant(tenant)
         .filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
+        .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
