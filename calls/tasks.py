@@ -5,7 +5,7 @@ mid-task) changes nothing twice."""
 from datetime import timedelta
 from typing import Any
 
-from celery import chain, shared_task
+from celery import shared_task
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -26,8 +26,9 @@ STEP: dict[str, Any] = {
     "retry_backoff": True,
     "retry_backoff_max": 300,
     "max_retries": 8,
-    "time_limit": 120,
-    "soft_time_limit": 100,
+    # The outcome model may take its timeout three times over (the SDK's retries), twice.
+    "time_limit": 300,
+    "soft_time_limit": 270,
 }
 
 
@@ -38,54 +39,18 @@ def sweep_abandoned_calls() -> int:
 
 
 @shared_task(**STEP)
-def redact_call(tenant_id: int, call_id: int) -> None:
+def process_call(tenant_id: int, call_id: int) -> None:
+    """The whole pipeline for one ended call, step by step. A step already done is skipped, so
+    a redelivered or retried task picks up where the last attempt stopped."""
     call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.redact(call)
-
-
-@shared_task(**{**STEP, "time_limit": 300, "soft_time_limit": 270})
-def tag_call(tenant_id: int, call_id: int) -> None:
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.tag(call)
-
-
-@shared_task(**STEP)
-def bill_call(tenant_id: int, call_id: int) -> None:
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.bill(call)
-
-
-@shared_task(**STEP)
-def record_call(tenant_id: int, call_id: int) -> None:
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.record(call)
-
-
-@shared_task(**STEP)
-def notify_call(tenant_id: int, call_id: int) -> None:
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.notify(call)
-
-
-@shared_task(**STEP)
-def finish_call(tenant_id: int, call_id: int) -> None:
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is not None:
-        pipeline.finish(call)
-
-
-def post_call_chain(tenant_id: int, call_id: int) -> chain:
-    return chain(
-        *(
-            step.si(tenant_id, call_id)
-            for step in (redact_call, tag_call, bill_call, record_call, notify_call, finish_call)
-        )
-    )
+    if call is None:
+        return
+    pipeline.redact(call)
+    pipeline.tag(call)
+    pipeline.bill(call)
+    pipeline.record(call)
+    pipeline.notify(call)
+    pipeline.finish(call)
 
 
 def post_call_queue(job: PostCallJob) -> None:
@@ -95,7 +60,7 @@ def post_call_queue(job: PostCallJob) -> None:
         PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
             queued_at=timezone.now(), times_queued=F("times_queued") + 1
         )
-        post_call_chain(job.tenant_id, job.call_id).apply_async()
+        process_call.delay(job.tenant_id, job.call_id)
 
     transaction.on_commit(send, robust=True)
 
@@ -112,6 +77,6 @@ def dispatch_post_call() -> int:
             PostCallJob.objects.for_tenant(tenant).filter(pk=job.pk).update(
                 queued_at=timezone.now(), times_queued=F("times_queued") + 1
             )
-            post_call_chain(tenant.pk, job.call_id).apply_async()
+            process_call.delay(tenant.pk, job.call_id)
             queued += 1
     return queued
