@@ -7,6 +7,7 @@ layer and Celery tasks run in-process.
 """
 
 from pathlib import Path
+from typing import Any
 
 from config.env import (
     UnknownDatabaseScheme,
@@ -228,7 +229,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploaded files and call recordings: a local directory unless S3 is configured.
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
 MEDIA_URL = "/media/"  # never served directly: recordings go through the API's permission check
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
