@@ -193,12 +193,15 @@ class Outcome(TenantOwnedModel):
 class PostCallJob(TenantOwnedModel):
     """The transactional outbox of the post-call pipeline: written in the same transaction that
     ends the call, so the work is never lost between the commit and the queue. The relay
-    (calls.tasks.dispatch_post_call) re-queues jobs that have not finished."""
+    (calls.tasks.dispatch_post_call) re-queues jobs that have not finished. A task takes
+    (claims) its own job and, when others are waiting, up to a batch of them."""
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
     times_queued = models.PositiveIntegerField(default=0)
+    # Set by the run that took the job; another run leaves it alone until CLAIM_TIMEOUT.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,13 +7,15 @@ in one transaction. State lives on the Call, its Outcome and the PostCallJob row
 queue."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import UsageEvent
-from billing.services import usage_set
+from billing.services import usage_set, usage_set_many
 from calls import recordings
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.redaction import NOT_STORED, Policy, redact_data, redact_turns
@@ -23,21 +25,8 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-
-def load_call(tenant_id: int, call_id: int) -> Call | None:
-    """The call, scoped to its tenant, or None when either is gone or the call has not ended."""
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
-    if tenant is None:
-        return None
-    call = (
-        Call.objects.for_tenant(tenant)
-        .select_related("tenant", "version", "agent", "phone_number")
-        .filter(pk=call_id)
-        .first()
-    )
-    if call is None or call.ended_at is None:
-        return None
-    return call
+# A run that took a job and has not finished it this long after is presumed dead.
+CLAIM_TIMEOUT = timedelta(minutes=10)
 
 
 def policy_of(call: Call) -> Policy:
@@ -51,47 +40,56 @@ def outcome_of(call: Call) -> Outcome | None:
 # --- 1. Redaction -----------------------------------------------------------------------------
 
 
+def private_events(call: Call) -> list[CallEvent]:
+    """The events redaction and tagging read: transcript turns and tool calls, in order."""
+    return list(
+        CallEvent.objects.for_tenant(call.tenant)
+        .filter(call=call, kind__in=[CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL])
+        .order_by("sequence")
+    )
+
+
+def redact_events(events: list[CallEvent], policy: Policy) -> list[CallEvent]:
+    """Redact the events in place; returns those that changed."""
+    changed = []
+    for speaker in ("caller", "agent"):
+        turns = [
+            e
+            for e in events
+            if e.kind == CallEvent.Kind.TRANSCRIPT and e.payload.get("speaker") == speaker
+        ]
+        texts = [str(e.payload.get("text", "")) for e in turns]
+        if not policy.keeps_transcripts:
+            redacted = [NOT_STORED if text else text for text in texts]
+        else:
+            redacted = redact_turns(texts, policy)
+        for event, before, after in zip(turns, texts, redacted, strict=True):
+            if before != after:
+                event.payload = {**event.payload, "text": after}
+                changed.append(event)
+    for event in events:
+        if event.kind == CallEvent.Kind.TOOL_CALL:
+            redacted_payload = {
+                **event.payload,
+                **{
+                    key: redact_data(event.payload.get(key), policy)
+                    for key in ("arguments", "result", "error")
+                    if key in event.payload
+                },
+            }
+            if redacted_payload != event.payload:
+                event.payload = redacted_payload
+                changed.append(event)
+    return changed
+
+
 def redact(call: Call) -> bool:
     """Apply the version's PII policy to the call's transcript and tool data, once."""
-    policy = policy_of(call)
     with transaction.atomic():
         locked = Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
         if locked.redacted_at is not None:
             return False
-        events = list(
-            CallEvent.objects.for_tenant(call.tenant)
-            .filter(call=call, kind__in=[CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL])
-            .order_by("sequence")
-        )
-        changed = []
-        for speaker in ("caller", "agent"):
-            turns = [
-                e
-                for e in events
-                if e.kind == CallEvent.Kind.TRANSCRIPT and e.payload.get("speaker") == speaker
-            ]
-            texts = [str(e.payload.get("text", "")) for e in turns]
-            if not policy.keeps_transcripts:
-                redacted = [NOT_STORED if text else text for text in texts]
-            else:
-                redacted = redact_turns(texts, policy)
-            for event, before, after in zip(turns, texts, redacted, strict=True):
-                if before != after:
-                    event.payload = {**event.payload, "text": after}
-                    changed.append(event)
-        for event in events:
-            if event.kind == CallEvent.Kind.TOOL_CALL:
-                redacted_payload = {
-                    **event.payload,
-                    **{
-                        key: redact_data(event.payload.get(key), policy)
-                        for key in ("arguments", "result", "error")
-                        if key in event.payload
-                    },
-                }
-                if redacted_payload != event.payload:
-                    event.payload = redacted_payload
-                    changed.append(event)
+        changed = redact_events(private_events(call), policy_of(call))
         CallEvent.all_tenants.bulk_update(changed, ["payload"], batch_size=500)
         locked.redacted_at = timezone.now()
         locked.save(update_fields=["redacted_at"])
@@ -102,9 +100,8 @@ def redact(call: Call) -> bool:
 # --- 2 and 3. Outcome and summary -------------------------------------------------------------
 
 
-def apply_decision(call: Call, decision: Decision, *, decided_by: Any = None) -> Outcome:
-    """Write a decision as the call's outcome (creating or replacing it) and its summary."""
-    fields = {
+def outcome_fields(decision: Decision) -> dict[str, Any]:
+    return {
         "label": decision.label,
         "resolved": decision.resolved,
         "confidence": round(decision.confidence, 3),
@@ -114,17 +111,21 @@ def apply_decision(call: Call, decision: Decision, *, decided_by: Any = None) ->
         "rule": decision.rule,
         "model": decision.model,
         "note": decision.note[:500],
-        "decided_by": decided_by,
         "decided_at": timezone.now(),
     }
+
+
+def apply_decision(call: Call, decision: Decision, *, decided_by: Any = None) -> Outcome:
+    """Write a decision as the call's outcome (creating or replacing it) and its summary."""
+    fields = {**outcome_fields(decision), "decided_by": decided_by}
     outcome, _ = Outcome.objects.for_tenant(call.tenant).update_or_create(
         call=call, defaults=fields, create_defaults={"tenant": call.tenant, **fields}
     )
     if decision.summary or decision.extracted:
+        call.summary, call.extracted = decision.summary, decision.extracted
         Call.objects.for_tenant(call.tenant).filter(pk=call.pk).update(
             summary=decision.summary, extracted=decision.extracted
         )
-        call.summary, call.extracted = decision.summary, decision.extracted
     return outcome
 
 
@@ -145,10 +146,10 @@ def tag(call: Call) -> Outcome | None:
 # --- 4. Billing -------------------------------------------------------------------------------
 
 
-def bill(call: Call, *, reason: str = "") -> UsageEvent | None:
+def bill(call: Call, *, reason: str = "", outcome: Outcome | None = None) -> UsageEvent | None:
     """Tell billing whether the call counts as a resolved conversation. Idempotent: the ledger
     changes only when it disagrees with the outcome."""
-    outcome = outcome_of(call)
+    outcome = outcome or outcome_of(call)
     if outcome is None:
         return None
     return usage_set(
@@ -222,18 +223,9 @@ def outcome_data(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def notify(call: Call) -> int:
+def notify(call: Call, *, outcome: Outcome | None = None) -> int:
     """`call.completed`, then `call.outcome_tagged`, to every endpoint that wants them, once."""
-    outcome = outcome_of(call)
-    data = call_data(call, outcome)
-    sent = webhooks.emit(
-        call.tenant, "call.completed", subject=call.public_id, key="completed", data=data
-    )
-    if outcome is not None:
-        sent += webhooks.emit(
-            call.tenant, "call.outcome_tagged", subject=call.public_id, key="tagged", data=data
-        )
-    return sent
+    return webhooks.emit_many(call.tenant, completed_events(call, outcome or outcome_of(call)))
 
 
 def finish(call: Call) -> None:
@@ -244,3 +236,136 @@ def finish(call: Call) -> None:
     PostCallJob.objects.for_tenant(call.tenant).filter(call=call, finished_at=None).update(
         finished_at=now
     )
+
+
+# --- All of it --------------------------------------------------------------------------------
+
+
+def claim(tenant: Tenant, call_ids: list[int], limit: int) -> list[int]:
+    """The calls a run should process: those asked for, unless another run has taken their job,
+    and other waiting jobs of the tenant up to `limit`, taken for this run."""
+    now = timezone.now()
+    with transaction.atomic():
+        free = (
+            PostCallJob.objects.for_tenant(tenant)
+            .select_for_update(skip_locked=True)
+            .filter(finished_at=None)
+            .filter(Q(claimed_at=None) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
+        )
+        asked = list(free.filter(call_id__in=call_ids).values_list("pk", "call_id"))
+        room = max(0, limit - len(call_ids))
+        extra = list(
+            free.exclude(call_id__in=call_ids).order_by("pk").values_list("pk", "call_id")[:room]
+        )
+        taken = asked + extra
+        PostCallJob.objects.for_tenant(tenant).filter(pk__in=[pk for pk, _ in taken]).update(
+            claimed_at=now
+        )
+    mine = {call_id for _, call_id in asked}
+    elsewhere = set(
+        PostCallJob.objects.for_tenant(tenant)
+        .filter(call_id__in=call_ids, finished_at=None)
+        .exclude(call_id__in=mine)
+        .values_list("call_id", flat=True)
+    )
+    return [i for i in call_ids if i not in elsewhere] + [call_id for _, call_id in extra]
+
+
+def process(tenant: Tenant, call_ids: list[int]) -> int:
+    """Every step for a batch of a tenant's ended calls, in order: redact, tag, bill, record,
+    notify, finish. The database work for the whole batch is one transaction of a dozen
+    queries, whatever the batch's size or the transcripts' length; the model, when configured
+    and needed, is asked before it, so no row stays locked while it thinks. Calls already
+    processed are skipped. Returns how many calls this run processed."""
+    calls = list(
+        Call.objects.for_tenant(tenant)
+        .select_related("tenant", "version", "agent", "phone_number")
+        .filter(pk__in=call_ids, processed_at=None, ended_at__isnull=False)
+        .order_by("pk")
+    )
+    if not calls:
+        return 0
+    events: dict[int, list[CallEvent]] = {call.pk: [] for call in calls}
+    for event in (
+        CallEvent.objects.for_tenant(tenant)
+        .filter(call__in=calls, kind__in=[CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL])
+        .order_by("call_id", "sequence")
+    ):
+        events[event.call_id].append(event)
+    decided = set(
+        Outcome.objects.for_tenant(tenant).filter(call__in=calls).values_list("call_id", flat=True)
+    )
+    changed: dict[int, list[CallEvent]] = {}
+    decisions: dict[int, Decision] = {}
+    for call in calls:
+        if call.redacted_at is None:
+            changed[call.pk] = redact_events(events[call.pk], policy_of(call))
+        if call.pk not in decided:
+            decisions[call.pk] = decide(facts_of(call, events[call.pk]))
+        record(call)  # files, outside the transaction
+    with transaction.atomic():
+        # Another run may have processed some of these meanwhile: the lock settles who does.
+        mine = set(
+            Call.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(pk__in=[call.pk for call in calls], processed_at=None)
+            .values_list("pk", flat=True)
+        )
+        calls = [call for call in calls if call.pk in mine]
+        if not calls:
+            return 0
+        now = timezone.now()
+        outcomes = {
+            o.call_id: o
+            for o in Outcome.objects.for_tenant(tenant)
+            .filter(call__in=calls)
+            .select_related("decided_by")
+        }
+        new_outcomes = []
+        for call in calls:
+            if call.redacted_at is None:
+                call.redacted_at = now
+            decision = decisions.get(call.pk)
+            if call.pk not in outcomes and decision is not None:
+                outcome = Outcome(tenant=tenant, call=call, **outcome_fields(decision))
+                outcomes[call.pk] = outcome
+                new_outcomes.append(outcome)
+                if decision.summary or decision.extracted:
+                    call.summary, call.extracted = decision.summary, decision.extracted
+            call.processed_at = now
+        CallEvent.all_tenants.bulk_update(
+            [e for call in calls for e in changed.get(call.pk, [])], ["payload"], batch_size=500
+        )
+        Outcome.all_tenants.bulk_create(new_outcomes)
+        Call.all_tenants.bulk_update(
+            calls, ["redacted_at", "summary", "extracted", "processed_at"], batch_size=500
+        )
+        usage_set_many(
+            tenant=tenant,
+            kind=UsageEvent.Kind.RESOLVED_CONVERSATION,
+            wanted={
+                call.public_id: (
+                    outcomes[call.pk].resolved,
+                    call.ended_at or now,
+                    f"outcome {outcomes[call.pk].label} ({outcomes[call.pk].source})",
+                )
+                for call in calls
+                if call.pk in outcomes
+            },
+        )
+        webhooks.emit_many(
+            tenant,
+            [event for call in calls for event in completed_events(call, outcomes.get(call.pk))],
+        )
+        PostCallJob.objects.for_tenant(tenant).filter(call__in=calls, finished_at=None).update(
+            finished_at=now
+        )
+    return len(calls)
+
+
+def completed_events(call: Call, outcome: Outcome | None) -> list[webhooks.Event]:
+    data = call_data(call, outcome)
+    events: list[webhooks.Event] = [("call.completed", call.public_id, "completed", data)]
+    if outcome is not None:
+        events.append(("call.outcome_tagged", call.public_id, "tagged", data))
+    return events

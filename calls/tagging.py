@@ -68,18 +68,24 @@ class Decision:
     extracted: dict[str, Any] = field(default_factory=dict)
 
 
-def facts_of(call: Call) -> Facts:
-    events = CallEvent.objects.for_tenant(call.tenant).filter(
-        call=call, kind__in=[CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL]
-    )
+def facts_of(call: Call, events: list[CallEvent] | None = None) -> Facts:
+    """What tagging reads; `events` (the call's transcript and tool events, in order) when the
+    caller has them already."""
+    if events is None:
+        events = list(
+            CallEvent.objects.for_tenant(call.tenant)
+            .filter(call=call, kind__in=[CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL])
+            .order_by("sequence")
+        )
     turns, tools = [], []
-    for sequence, kind, payload in events.order_by("sequence").values_list(
-        "sequence", "kind", "payload"
-    ):
-        if kind == CallEvent.Kind.TRANSCRIPT:
-            turns.append((sequence, str(payload.get("speaker", "")), str(payload.get("text", ""))))
-        else:
-            tools.append({"sequence": sequence, **payload})
+    for event in events:
+        payload = event.payload
+        if event.kind == CallEvent.Kind.TRANSCRIPT:
+            turns.append(
+                (event.sequence, str(payload.get("speaker", "")), str(payload.get("text", "")))
+            )
+        elif event.kind == CallEvent.Kind.TOOL_CALL:
+            tools.append({"sequence": event.sequence, **payload})
     taxonomy = call.version.outcome_taxonomy if call.version else []
     if not taxonomy:
         from agents.models.agents import default_outcome_taxonomy

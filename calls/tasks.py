@@ -19,6 +19,7 @@ from tenants.models import Tenant
 RETRYABLE = (DatabaseError, OSError)
 # A job queued this long ago and still unfinished is queued again (its task was lost).
 REQUEUE_AFTER = timedelta(minutes=10)
+BATCH = 100  # calls one task processes at most
 STEP: dict[str, Any] = {
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -39,18 +40,16 @@ def sweep_abandoned_calls() -> int:
 
 
 @shared_task(**STEP)
-def process_call(tenant_id: int, call_id: int) -> None:
-    """The whole pipeline for one ended call, step by step. A step already done is skipped, so
-    a redelivered or retried task picks up where the last attempt stopped."""
-    call = pipeline.load_call(tenant_id, call_id)
-    if call is None:
-        return
-    pipeline.redact(call)
-    pipeline.tag(call)
-    pipeline.bill(call)
-    pipeline.record(call)
-    pipeline.notify(call)
-    pipeline.finish(call)
+def process_calls(tenant_id: int, call_ids: list[int]) -> int:
+    """The whole pipeline for one tenant's ended calls (calls/pipeline.py): the ones named, and
+    others of the tenant's still waiting (up to BATCH), so a burst of calls ending at once is
+    processed in batches by whichever tasks run first, and the tasks after them find their calls
+    done. A call already processed is skipped, so a redelivered or retried task changes nothing
+    twice."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return 0
+    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, BATCH))
 
 
 def post_call_queue(job: PostCallJob) -> None:
@@ -60,7 +59,7 @@ def post_call_queue(job: PostCallJob) -> None:
         PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
             queued_at=timezone.now(), times_queued=F("times_queued") + 1
         )
-        process_call.delay(job.tenant_id, job.call_id)
+        process_calls.delay(job.tenant_id, [job.call_id])
 
     transaction.on_commit(send, robust=True)
 
@@ -68,15 +67,19 @@ def post_call_queue(job: PostCallJob) -> None:
 @shared_task(acks_late=True, time_limit=120)
 def dispatch_post_call() -> int:
     """The outbox relay: queue every unfinished job that was never queued, or was queued long
-    enough ago that its tasks must have been lost."""
+    enough ago that its task must have been lost, in batches."""
     stale = timezone.now() - REQUEUE_AFTER
     queued = 0
     for tenant in Tenant.objects.all():
-        jobs = PostCallJob.objects.for_tenant(tenant).filter(finished_at=None)
-        for job in jobs.filter(Q(queued_at=None) | Q(queued_at__lt=stale)):
-            PostCallJob.objects.for_tenant(tenant).filter(pk=job.pk).update(
+        waiting = PostCallJob.objects.for_tenant(tenant).filter(
+            Q(queued_at=None) | Q(queued_at__lt=stale), finished_at=None
+        )
+        call_ids = list(waiting.order_by("pk").values_list("call_id", flat=True))
+        for start in range(0, len(call_ids), BATCH):
+            batch = call_ids[start : start + BATCH]
+            PostCallJob.objects.for_tenant(tenant).filter(call_id__in=batch).update(
                 queued_at=timezone.now(), times_queued=F("times_queued") + 1
             )
-            process_call.delay(tenant.pk, job.call_id)
-            queued += 1
+            process_calls.delay(tenant.pk, batch)
+        queued += len(call_ids)
     return queued

@@ -35,12 +35,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.benchmarks.database import recreate_database
 from workers import audio
 from workers.caller import sign
 
@@ -103,28 +103,12 @@ class Process:
 def prepare_database() -> tuple[str, str]:
     """Re-create the benchmark database, migrate it, and give it a tenant whose published agent
     answers a sandbox number. Returns the number and its webhook signing token."""
-    import django
-    import psycopg
-    from psycopg import sql
-
-    url = os.environ["DATABASE_URL"]
-    name = urlsplit(url).path.lstrip("/")
-    if not url.startswith("postgres") or not name.endswith("_bench"):
-        sys.exit(f"Refusing to re-create {name!r}: the benchmark database's name ends in _bench.")
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    django.setup()
-    from django.core.management import call_command
-
+    recreate_database()
     from agents.services import agents as agent_services
     from tenants.access import Actor
     from tests import factories
     from workers.twilio import signing_token
 
-    call_command("migrate", verbosity=0)
     actor = Actor.system("benchmark")
     tenant = factories.TenantFactory(name="Benchmark", max_concurrent_calls=10_000)
     account = factories.CarrierAccountFactory(tenant=tenant)

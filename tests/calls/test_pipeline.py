@@ -111,7 +111,7 @@ def finished_call(
 
 
 def run_pipeline(call: Call) -> None:
-    tasks.process_call(call.tenant_id, call.pk)
+    tasks.process_calls(call.tenant_id, [call.pk])
 
 
 def state(call: Call) -> dict[str, Any]:
@@ -364,7 +364,7 @@ def test_billing_hand_off_is_exactly_once_under_duplicate_execution() -> None:
     def bill() -> None:
         barrier.wait()
         try:
-            tasks.process_call(call.tenant_id, call.pk)
+            tasks.process_calls(call.tenant_id, [call.pk])
         finally:
             connection.close()
 
@@ -573,8 +573,8 @@ def test_the_queued_task_carries_only_ids() -> None:
     messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
     app.control.purge()
     [message] = messages
-    assert message["headers"]["task"] == "calls.tasks.process_call"
+    assert message["headers"]["task"] == "calls.tasks.process_calls"
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-    assert (args, kwargs) == ([call.tenant_id, call.pk], {})
+    assert (args, kwargs) == ([call.tenant_id, [call.pk]], {})
     raw = json.dumps(messages)
     assert CARD_DIGITS not in raw and "jane@example.com" not in raw
