@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from calls.models import Call, CallEvent
+from calls.models import Call, CallEvent, Outcome
 from tenants.admin import ReadOnlyAdmin
 
 
@@ -11,6 +11,29 @@ class CallEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["sequence"]
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+class OutcomeInline(admin.StackedInline):
+    model = Outcome
+    fields = (
+        "label",
+        "resolved",
+        "confidence",
+        "source",
+        "rule",
+        "model",
+        "decided_by",
+        "decided_at",
+        "rationale",
+        "evidence",
+        "note",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
         return False
@@ -33,7 +56,15 @@ class CallAdmin(ReadOnlyAdmin):
     list_filter = ["status", "end_reason", "carrier", "sandbox"]
     search_fields = ["public_id", "caller", "callee", "carrier_call_id", "tenant__name"]
     list_select_related = ["tenant", "agent"]
-    inlines = [CallEventInline]
+    inlines = [OutcomeInline, CallEventInline]
+
+
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyAdmin):
+    list_display = ["call", "tenant", "label", "resolved", "source", "confidence", "decided_at"]
+    list_filter = ["label", "resolved", "source"]
+    search_fields = ["call__public_id", "tenant__name"]
+    list_select_related = ["tenant", "call"]
 
 
 @admin.register(CallEvent)

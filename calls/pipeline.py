@@ -241,16 +241,16 @@ def finish(call: Call) -> None:
 # --- All of it --------------------------------------------------------------------------------
 
 
-def claim(tenant: Tenant, call_ids: list[int], limit: int) -> list[int]:
-    """The calls a run should process: those asked for, unless another run has taken their job,
-    and other waiting jobs of the tenant up to `limit`, taken for this run."""
+def claim(tenant: Tenant, call_ids: list[int], limit: int, run: str) -> list[int]:
+    """The calls run `run` should process: those asked for, unless another run has taken their
+    job, and other waiting jobs of the tenant up to `limit`, taken for this run."""
     now = timezone.now()
     with transaction.atomic():
         free = (
             PostCallJob.objects.for_tenant(tenant)
             .select_for_update(skip_locked=True)
             .filter(finished_at=None)
-            .filter(Q(claimed_at=None) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
+            .filter(Q(claimed_at=None) | Q(claimed_at__lt=now - CLAIM_TIMEOUT) | Q(claimed_by=run))
         )
         asked = list(free.filter(call_id__in=call_ids).values_list("pk", "call_id"))
         room = max(0, limit - len(call_ids))
@@ -259,7 +259,7 @@ def claim(tenant: Tenant, call_ids: list[int], limit: int) -> list[int]:
         )
         taken = asked + extra
         PostCallJob.objects.for_tenant(tenant).filter(pk__in=[pk for pk, _ in taken]).update(
-            claimed_at=now
+            claimed_by=run, claimed_at=now
         )
     mine = {call_id for _, call_id in asked}
     elsewhere = set(

@@ -2,10 +2,11 @@
 calls/pipeline.py, whose steps are idempotent: a task delivered twice (acks_late, a worker lost
 mid-task) changes nothing twice."""
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -39,8 +40,8 @@ def sweep_abandoned_calls() -> int:
     return calls_sweep()
 
 
-@shared_task(**STEP)
-def process_calls(tenant_id: int, call_ids: list[int]) -> int:
+@shared_task(bind=True, **STEP)
+def process_calls(self: Task, tenant_id: int, call_ids: list[int]) -> int:
     """The whole pipeline for one tenant's ended calls (calls/pipeline.py): the ones named, and
     others of the tenant's still waiting (up to BATCH), so a burst of calls ending at once is
     processed in batches by whichever tasks run first, and the tasks after them find their calls
@@ -49,7 +50,8 @@ def process_calls(tenant_id: int, call_ids: list[int]) -> int:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return 0
-    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, BATCH))
+    run = self.request.id or uuid.uuid4().hex  # the same on a redelivery of this task
+    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, BATCH, run))
 
 
 def post_call_queue(job: PostCallJob) -> None:

@@ -11,7 +11,17 @@ from django.http import HttpRequest
 from tenants import services
 from tenants.access import Actor
 from tenants.errors import ServiceError
-from tenants.models import ApiKey, AuditEvent, IdempotencyKey, Invitation, Membership, Tenant, User
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    IdempotencyKey,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 def operator(request: HttpRequest) -> Actor:
@@ -55,6 +65,7 @@ class TenantAdmin(admin.ModelAdmin):
         "max_agents",
         "max_phone_numbers",
         "max_document_bytes",
+        "dispute_window_days",
         "created_at",
         "updated_at",
     ]
@@ -167,4 +178,31 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
         "expires_at",
     ]
     search_fields = ["key", "path"]
+    list_select_related = ["tenant"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "tenant", "url", "status", "disabled_at", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["public_id", "url", "tenant__name"]
+    list_select_related = ["tenant"]
+    exclude = ["secrets"]  # signing secrets are never shown again
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "public_id",
+        "tenant",
+        "event_type",
+        "subject",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type"]
+    search_fields = ["public_id", "subject", "tenant__name"]
     list_select_related = ["tenant"]

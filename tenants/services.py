@@ -113,6 +113,7 @@ OPERATOR_TENANT_FIELDS = (
     "max_agents",
     "max_phone_numbers",
     "max_document_bytes",
+    "dispute_window_days",
 )
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import wave
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -356,46 +357,42 @@ def test_tenant_fields_are_extracted_with_their_schema(model: FakeOpenAI) -> Non
     assert fields["additionalProperties"] is False
 
 
-@pytest.mark.django_db(transaction=True)
-def test_billing_hand_off_is_exactly_once_under_duplicate_execution() -> None:
-    call = finished_call()
-    barrier = threading.Barrier(4)
+def at_once(times: int, work: Callable[[], Any]) -> None:
+    """Run `work` in `times` threads released together, each on its own connection."""
+    barrier = threading.Barrier(times)
 
-    def bill() -> None:
+    def run() -> None:
         barrier.wait()
         try:
-            tasks.process_calls(call.tenant_id, [call.pk])
+            work()
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=bill) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(times)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("with_job", [True, False], ids=["claimed job", "no job: row locks"])
+def test_billing_hand_off_is_exactly_once_under_duplicate_execution(with_job: bool) -> None:
+    call = finished_call()
+    if with_job:
+        factories.PostCallJobFactory(call=call)
+    at_once(4, lambda: tasks.process_calls(call.tenant_id, [call.pk]))
     assert list(
         UsageEvent.all_tenants.filter(reference=call.public_id).values_list("quantity", flat=True)
     ) == [1]
+    assert Outcome.all_tenants.filter(call=call).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_duplicate_tagging_at_once_leaves_one_outcome() -> None:
     call = finished_call()
     pipeline.redact(call)
-    barrier = threading.Barrier(3)
-
-    def tag() -> None:
-        barrier.wait()
-        try:
-            pipeline.tag(call)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=tag) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(3, lambda: pipeline.tag(call))
     assert Outcome.all_tenants.filter(call=call).count() == 1
 
 

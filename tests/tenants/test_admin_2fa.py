@@ -77,6 +77,7 @@ def test_operator_changes_through_the_admin_are_audited() -> None:
             "max_agents": tenant.max_agents,
             "max_phone_numbers": tenant.max_phone_numbers,
             "max_document_bytes": tenant.max_document_bytes,
+            "dispute_window_days": tenant.dispute_window_days,
         },
     )
     assert response.status_code == 302
