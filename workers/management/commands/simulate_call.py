@@ -1,4 +1,5 @@
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -6,11 +7,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agents.models import CarrierAccount, PhoneNumber
-from calls.models import Call
+from calls.models import Call, Outcome
 from workers import audio
 from workers.caller import Caller, Line, Step
 from workers.twilio import signing_token
 
+OUTCOME_WAIT_SECONDS = 10
 DEMO_SCRIPT = ["Hi! What time do you open on Saturday?", "Great, thanks. That's all, goodbye!"]
 
 
@@ -84,12 +86,18 @@ class Command(BaseCommand):
         call = Call.all_tenants.filter(carrier_call_id=report.call_sid).first()
         self.stdout.write("")
         if call is not None:
+            # The server finishes ending the call, then the post-call pipeline runs.
+            deadline = time.monotonic() + OUTCOME_WAIT_SECONDS
             call.refresh_from_db()
+            while call.processed_at is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                call.refresh_from_db()
             self.stdout.write(
                 f"Call {call.public_id}: {call.status}, {call.end_reason or 'still ending'}"
                 f"{' (sandbox model)' if call.sandbox else ''}"
             )
             self.stdout.write(f"  timeline: {options['url']}/v1/calls/{call.public_id}/events")
+            self._print_outcome(call)
         if report.turn_latencies_ms:
             self.stdout.write(
                 "  agent answered after: "
@@ -97,6 +105,20 @@ class Command(BaseCommand):
                 + " (from the end of each thing said)"
             )
         self.stdout.write(f"  agent audio: {out} ({len(report.agent_audio) / 8000:.1f} s)")
+
+    def _print_outcome(self, call: Call) -> None:
+        """The post-call pipeline's result, if it has run."""
+        outcome = Outcome.all_tenants.filter(call=call).first()
+        if outcome is None:
+            self.stdout.write("  outcome: not decided yet (is a Celery worker running?)")
+            return
+        decided_by = outcome.model or outcome.rule or outcome.source
+        self.stdout.write(
+            f"  outcome: {outcome.label} ({'resolved' if outcome.resolved else 'not resolved'}; "
+            f"{outcome.source}: {decided_by})"
+        )
+        if call.summary:
+            self.stdout.write(f"  summary: {call.summary}")
 
     def _number(self, e164: str | None) -> PhoneNumber:
         numbers = PhoneNumber.all_tenants.select_related("carrier_account", "agent").filter(
