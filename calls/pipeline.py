@@ -167,13 +167,11 @@ def bill(call: Call, *, reason: str = "", outcome: Outcome | None = None) -> Usa
 
 def record(call: Call) -> bool:
     """Turn the raw tracks the worker saved into the call's stereo WAV, once."""
+    if not (call.version and call.version.recording_enabled):
+        return False  # the worker kept no audio
     tenant_id = call.tenant.public_id
-    if call.recording:
-        recordings.delete_raw(tenant_id, call.public_id)
-        return False
-    wanted = bool(call.version and call.version.recording_enabled)
-    if not wanted or not policy_of(call).keeps_recordings:
-        recordings.delete_raw(tenant_id, call.public_id)
+    if call.recording or not policy_of(call).keeps_recordings:
+        recordings.delete_raw(tenant_id, call.public_id)  # done before, or never to be kept
         return False
     tracks = recordings.load_raw(tenant_id, call.public_id)
     if tracks is None:  # nothing was saved: the SIP path, or no audio

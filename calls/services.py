@@ -303,12 +303,11 @@ def _outcome_changed(call: Call, before: Outcome | None, after: Outcome, actor: 
             "outcome changed after the dispute window; the bill stands",
             extra={"call_id": call.public_id},
         )
-    changed = Outcome.objects.for_tenant(call.tenant).filter(call=call).count()
     webhooks.emit(
         call.tenant,
         "call.outcome_changed",
         subject=call.public_id,
-        key=f"changed:{after.decided_at.isoformat()}:{changed}",
+        key=f"changed:{after.decided_at.isoformat()}",
         data={**pipeline.call_data(call, after), "previous_outcome": old},
     )
 

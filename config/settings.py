@@ -237,8 +237,8 @@ STORAGES: dict[str, dict[str, Any]] = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-# Or an S3-compatible bucket (AWS S3, MinIO, R2…), through django-storages; boto3 finds the
-# credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the instance's role).
+# Or an S3-compatible bucket (AWS S3, MinIO, R2…), through django-storages; without keys boto3
+# finds credentials itself (the instance's role, its own configuration).
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 if AWS_STORAGE_BUCKET_NAME:
     from botocore.config import Config as BotoConfig
@@ -249,6 +249,8 @@ if AWS_STORAGE_BUCKET_NAME:
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
             "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
             "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
             "location": env_str("AWS_S3_PREFIX"),
             "default_acl": None,  # objects stay private; the API streams recordings

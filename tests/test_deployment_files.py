@@ -19,7 +19,7 @@ KUBE = ROOT / "platform" / "kubernetes"
 
 def known_variables() -> set[str]:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    return set(re.findall(r"^\| `([A-Z_]+)` \|", text, re.M))
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.M))
 
 
 def check_command(command: list[str]) -> None:
