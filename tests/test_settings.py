@@ -118,7 +118,9 @@ def test_every_variable_settings_read_is_documented() -> None:
     source = (ROOT / "config" / "settings.py").read_text()
     read = set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z][A-Z0-9_]*)"', source))
     documented = set(
-        re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.M)
+        re.findall(
+            r"^\| `([A-Z][A-Z0-9_]*)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.M
+        )
     )
     assert read - documented == set(), "document these in docs/configuration.md"
     assert documented - read == set(), "docs/configuration.md describes variables nothing reads"
