@@ -8,14 +8,6 @@ from billing.models import UsageEvent
 from tenants.models import Tenant
 
 
-def usage_net(*, tenant: Tenant, kind: str, reference: str) -> int:
-    return sum(
-        UsageEvent.objects.for_tenant(tenant)
-        .filter(kind=kind, reference=reference)
-        .values_list("quantity", flat=True)
-    )
-
-
 def usage_set(
     *, tenant: Tenant, kind: str, reference: str, billable: bool, at: datetime, reason: str = ""
 ) -> UsageEvent | None:

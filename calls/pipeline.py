@@ -1,10 +1,10 @@
-"""After the call: the steps calls/tasks.py runs, in order, for every ended call.
+"""After the call: what calls/tasks.py runs for every ended call, in order.
 
 redact -> tag the outcome (and summarise) -> hand billing the outcome -> write the recording ->
-notify the tenant's webhooks -> finish. Each step re-loads the call, does its work only if it
-has not been done (running a step twice changes nothing the second time) and commits its result
-in one transaction. State lives on the Call, its Outcome and the PostCallJob row, never in the
-queue."""
+notify the tenant's webhooks -> finish. `process` does all of it for a batch of calls, skipping
+calls already processed, so running it twice changes nothing the second time; the single steps
+serve re-tagging and human overrides (calls/services.py). State lives on the Call, its Outcome
+and the PostCallJob row, never in the queue."""
 
 import logging
 from datetime import timedelta
@@ -129,27 +129,13 @@ def apply_decision(call: Call, decision: Decision, *, decided_by: Any = None) ->
     return outcome
 
 
-def tag(call: Call) -> Outcome | None:
-    """Decide the call's outcome, once. Needs the redacted timeline (the model reads it)."""
-    if call.redacted_at is None:
-        redact(call)
-    if outcome_of(call) is not None:
-        return None
-    decision = decide(facts_of(call))  # outside the transaction: the model may take seconds
-    with transaction.atomic():
-        Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
-        if outcome_of(call) is not None:  # a duplicate run got there first
-            return None
-        return apply_decision(call, decision)
-
-
 # --- 4. Billing -------------------------------------------------------------------------------
 
 
-def bill(call: Call, *, reason: str = "", outcome: Outcome | None = None) -> UsageEvent | None:
+def bill(call: Call, *, reason: str = "") -> UsageEvent | None:
     """Tell billing whether the call counts as a resolved conversation. Idempotent: the ledger
     changes only when it disagrees with the outcome."""
-    outcome = outcome or outcome_of(call)
+    outcome = outcome_of(call)
     if outcome is None:
         return None
     return usage_set(
@@ -219,21 +205,6 @@ def outcome_data(outcome: Outcome) -> dict[str, Any]:
         "note": outcome.note,
         "decided_at": outcome.decided_at.isoformat(),
     }
-
-
-def notify(call: Call, *, outcome: Outcome | None = None) -> int:
-    """`call.completed`, then `call.outcome_tagged`, to every endpoint that wants them, once."""
-    return webhooks.emit_many(call.tenant, completed_events(call, outcome or outcome_of(call)))
-
-
-def finish(call: Call) -> None:
-    now = timezone.now()
-    Call.objects.for_tenant(call.tenant).filter(pk=call.pk, processed_at=None).update(
-        processed_at=now
-    )
-    PostCallJob.objects.for_tenant(call.tenant).filter(call=call, finished_at=None).update(
-        finished_at=now
-    )
 
 
 # --- All of it --------------------------------------------------------------------------------

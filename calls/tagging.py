@@ -397,11 +397,7 @@ def decide(facts: Facts) -> Decision:
             return ruled
         return by_heuristic(facts, why)
     if ruled is not None:
-        ruled.summary, ruled.extracted, ruled.model = (
-            modelled.summary,
-            modelled.extracted,
-            "",
-        )
+        ruled.summary, ruled.extracted = modelled.summary, modelled.extracted
         ruled.note = f"summary by {modelled.model}"
         return ruled
     return modelled

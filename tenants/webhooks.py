@@ -30,6 +30,7 @@ from tenants.access import Actor
 from tenants.errors import Conflict, InvalidInput
 from tenants.models import Membership, Tenant, WebhookDelivery, WebhookEndpoint
 from tenants.roles import Role
+from tenants.services import audit_event_record
 from tenants.ssrf import BlockedDestination, check_url, pin
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def endpoint_create(
     *, tenant: Tenant, actor: Actor, url: str, description: str = "", event_types: Any = None
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (shown once; rotate to get a new one)."""
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     url = _clean_url(url)
     types = _clean_event_types(event_types or [])
@@ -114,8 +113,6 @@ def endpoint_create(
 
 
 def endpoint_update(*, endpoint: WebhookEndpoint, actor: Actor, **fields: Any) -> WebhookEndpoint:
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     changes: dict[str, list[Any]] = {}
     if "url" in fields:
@@ -138,8 +135,6 @@ def endpoint_update(*, endpoint: WebhookEndpoint, actor: Actor, **fields: Any) -
 
 
 def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     with transaction.atomic():
         audit_event_record(actor=actor, action="webhook_endpoint.deleted", target=endpoint)
@@ -148,8 +143,6 @@ def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
 
 def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor: Actor) -> str:
     """A new secret; the old one keeps signing alongside it for ROTATION_OVERLAP."""
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     secret = new_secret()
     endpoint.secrets = {
@@ -164,8 +157,6 @@ def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor: Actor) -> str:
 
 
 def endpoint_enable(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     with transaction.atomic():
         endpoint.status = WebhookEndpoint.Status.ACTIVE
@@ -262,8 +253,6 @@ def _send_soon(delivery: WebhookDelivery) -> None:
 
 def replay(*, delivery: WebhookDelivery, actor: Actor) -> WebhookDelivery:
     """Send a delivery's event again, as a new delivery (with its own webhook-id)."""
-    from tenants.services import audit_event_record
-
     actor.require("webhooks:write")
     endpoint = delivery.endpoint
     if endpoint.status != WebhookEndpoint.Status.ACTIVE:
@@ -418,8 +407,6 @@ def _wake_next(delivery: WebhookDelivery) -> None:
 
 def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
     """Stop sending to an endpoint that keeps failing, and tell the tenant's owners and admins."""
-    from tenants.services import audit_event_record
-
     updated = (
         WebhookEndpoint.objects.for_tenant(endpoint.tenant)
         .filter(pk=endpoint.pk, status=WebhookEndpoint.Status.ACTIVE)

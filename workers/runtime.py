@@ -17,7 +17,7 @@ from agents.models import AgentVersion, Tool
 from agents.tool_runtime import ToolOutcome, tool_run
 from calls.models import Call, CallEvent
 from calls.recordings import save_raw
-from calls.redaction import NOT_STORED
+from calls.redaction import NOT_STORED, Policy
 from calls.services import PendingEvent, call_events_append, call_finalize
 from workers.recording import Recorder
 
@@ -82,7 +82,7 @@ class CallRuntime:
     def heard(self, speaker: str, text: str, **extra: Any) -> None:
         if text:
             self.conversation.append((speaker, text))
-            if self.version is not None and self.version.redaction.get("mode") == "pci":
+            if self.version is not None and not Policy.of(self.version.redaction).keeps_transcripts:
                 text = NOT_STORED  # PCI mode: no transcript body is ever written
             self.record(CallEvent.Kind.TRANSCRIPT, speaker=speaker, text=text, **extra)
 

@@ -391,7 +391,7 @@ def test_billing_hand_off_is_exactly_once_under_duplicate_execution(with_job: bo
 def test_duplicate_tagging_at_once_leaves_one_outcome() -> None:
     call = finished_call()
     pipeline.redact(call)
-    at_once(3, lambda: pipeline.tag(call))
+    at_once(3, lambda: pipeline.process(call.tenant, [call.pk]))
     assert Outcome.all_tenants.filter(call=call).count() == 1
 
 
