@@ -4,7 +4,6 @@ mid-task) changes nothing twice."""
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from celery import Task, shared_task
 from django.db import DatabaseError, transaction
@@ -14,24 +13,21 @@ from django.utils import timezone
 from calls import pipeline
 from calls.models import PostCallJob
 from calls.services import calls_sweep
+from calls.tagging import model_configured
 from tenants.models import Tenant
 
 # Database hiccups and storage errors are worth retrying; anything else is a bug to look at.
 RETRYABLE = (DatabaseError, OSError)
 # A job queued this long ago and still unfinished is queued again (its task was lost).
 REQUEUE_AFTER = timedelta(minutes=10)
-BATCH = 100  # calls one task processes at most
-STEP: dict[str, Any] = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": RETRYABLE,
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "max_retries": 8,
-    # The outcome model may take its timeout three times over (the SDK's retries), twice.
-    "time_limit": 300,
-    "soft_time_limit": 270,
-}
+# Calls one task processes at most. Rules decide in microseconds, so batches pay; the model
+# takes seconds a call (its timeout up to six times over, with retries), so with a model each
+# task keeps to one call and stays well inside its time limit.
+BATCH = 100
+
+
+def batch_size() -> int:
+    return 1 if model_configured() else BATCH
 
 
 @shared_task
@@ -40,10 +36,20 @@ def sweep_abandoned_calls() -> int:
     return calls_sweep()
 
 
-@shared_task(bind=True, **STEP)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
+    time_limit=300,
+    soft_time_limit=270,
+)
 def process_calls(self: Task, tenant_id: int, call_ids: list[int]) -> int:
     """The whole pipeline for one tenant's ended calls (calls/pipeline.py): the ones named, and
-    others of the tenant's still waiting (up to BATCH), so a burst of calls ending at once is
+    others of the tenant's still waiting (up to batch_size()), so a burst of calls ending at once is
     processed in batches by whichever tasks run first, and the tasks after them find their calls
     done. A call already processed is skipped, so a redelivered or retried task changes nothing
     twice."""
@@ -51,7 +57,7 @@ def process_calls(self: Task, tenant_id: int, call_ids: list[int]) -> int:
     if tenant is None:
         return 0
     run = self.request.id or uuid.uuid4().hex  # the same on a redelivery of this task
-    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, BATCH, run))
+    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, batch_size(), run))
 
 
 def post_call_queue(job: PostCallJob) -> None:
@@ -77,8 +83,9 @@ def dispatch_post_call() -> int:
             Q(queued_at=None) | Q(queued_at__lt=stale), finished_at=None
         )
         call_ids = list(waiting.order_by("pk").values_list("call_id", flat=True))
-        for start in range(0, len(call_ids), BATCH):
-            batch = call_ids[start : start + BATCH]
+        size = batch_size()
+        for start in range(0, len(call_ids), size):
+            batch = call_ids[start : start + size]
             PostCallJob.objects.for_tenant(tenant).filter(call_id__in=batch).update(
                 queued_at=timezone.now(), times_queued=F("times_queued") + 1
             )
