@@ -34,6 +34,7 @@ class Call(TenantOwnedModel):
         MAX_DURATION = "max_duration"
         SILENCE_TIMEOUT = "silence_timeout"
         OVER_CAPACITY = "over_capacity"
+        USAGE_CAP = "usage_cap"
         NO_AGENT = "no_agent"
         MODEL_ERROR = "model_error"
         CARRIER_ERROR = "carrier_error"

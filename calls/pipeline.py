@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import UsageEvent
-from billing.services import usage_set, usage_set_many
+from billing.models import Meter, UsageEvent
+from billing.services import Usage, usage_set, usage_set_many
 from calls import recordings
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.redaction import NOT_STORED, Policy, redact_data, redact_turns
@@ -140,11 +140,19 @@ def bill(call: Call, *, reason: str = "") -> UsageEvent | None:
         return None
     return usage_set(
         tenant=call.tenant,
-        kind=UsageEvent.Kind.RESOLVED_CONVERSATION,
+        meter=Meter.RESOLVED_CONVERSATION,
         reference=call.public_id,
+        usage=usage_of(call, outcome, reason=reason),
+    )
+
+
+def usage_of(call: Call, outcome: Outcome, *, reason: str = "") -> Usage:
+    return Usage(
         billable=outcome.resolved,
         at=call.ended_at or timezone.now(),
         reason=reason or f"outcome {outcome.label} ({outcome.source})",
+        agent=call.agent.public_id if call.agent else "",
+        version=call.version.public_id if call.version else "",
     )
 
 
@@ -311,13 +319,9 @@ def process(tenant: Tenant, call_ids: list[int]) -> int:
         )
         usage_set_many(
             tenant=tenant,
-            kind=UsageEvent.Kind.RESOLVED_CONVERSATION,
+            meter=Meter.RESOLVED_CONVERSATION,
             wanted={
-                call.public_id: (
-                    outcomes[call.pk].resolved,
-                    call.ended_at or now,
-                    f"outcome {outcomes[call.pk].label} ({outcomes[call.pk].source})",
-                )
+                call.public_id: usage_of(call, outcomes[call.pk])
                 for call in calls
                 if call.pk in outcomes
             },

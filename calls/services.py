@@ -16,6 +16,7 @@ from openai import OpenAIError
 from agents.carriers import openai_sip_client
 from agents.models import AgentVersion, PhoneNumber
 from agents.selectors import version_for_call
+from billing.services import calls_allowed
 from calls import pipeline
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.tagging import Decision, decide, facts_of
@@ -85,6 +86,8 @@ def call_open(
                 refused = Call.EndReason.NO_AGENT
             elif tenant.status != Tenant.Status.ACTIVE or live >= tenant.max_concurrent_calls:
                 refused = Call.EndReason.OVER_CAPACITY
+            elif not calls_allowed(tenant):
+                refused = Call.EndReason.USAGE_CAP
             else:
                 refused = None
             if refused is not None:

@@ -22,6 +22,7 @@ TECHNICAL_FAILURES = {
     Call.EndReason.STREAM_NEVER_CONNECTED,
     Call.EndReason.NO_AGENT,
     Call.EndReason.OVER_CAPACITY,
+    Call.EndReason.USAGE_CAP,
 }
 SENTIMENTS = ("positive", "neutral", "negative")
 MODEL_ATTEMPTS = 2  # answers that are not the JSON asked for are asked again once

@@ -6,6 +6,7 @@ Without DATABASE_URL and REDIS_URL the product runs embedded: SQLite, an in-memo
 layer and Celery tasks run in-process.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "dispatch-post-call": {"task": "calls.tasks.dispatch_post_call", "schedule": 60.0},
     "deliver-due-webhooks": {"task": "tenants.tasks.deliver_due_webhooks", "schedule": 10.0},
+    "close-billing-periods": {"task": "billing.tasks.close_due_periods", "schedule": 3600.0},
+    "sync-to-stripe": {"task": "billing.tasks.sync_to_stripe", "schedule": 300.0},
+    "reconcile-stripe": {"task": "billing.tasks.reconcile_stripe", "schedule": 86400.0},
 }
 # acks_late tasks go back to the queue when a worker dies, after the visibility timeout: it must
 # be longer than any task's time limit, or a slow task would run twice at once.
@@ -358,6 +362,21 @@ OUTCOME_ABANDON_SECONDS = env_int("OUTCOME_ABANDON_SECONDS", 15)
 # On the OpenAI SIP path, which SIP header names the number called (default: To).
 SIP_ROUTING_HEADER = env_str("SIP_ROUTING_HEADER", "To")
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+
+# Billing (docs/billing.md). A period is invoiced this long after it ends, so the after-call work
+# has tagged its last calls; what arrives later is settled by late-usage lines or credit notes.
+BILLING_CLOSE_DELAY_SECONDS = env_int("BILLING_CLOSE_DELAY_SECONDS", 3600)
+BILLING_DAYS_UNTIL_DUE = env_int("BILLING_DAYS_UNTIL_DUE", 30)
+# Without STRIPE_SECRET_KEY billing is internal only: invoices are issued here and not mirrored.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# How old a signed Stripe webhook may be, in seconds (replayed old deliveries are refused).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Where the Stripe SDK sends its requests instead of api.stripe.com (a proxy, a test server).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+# Stripe refuses meter events older than 35 days.
+STRIPE_METER_EVENT_MAX_AGE = timedelta(days=34)
 
 # --- Logging ----------------------------------------------------------------------------------
 

@@ -10,11 +10,13 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tenants.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("calls.api.urls")),
+    path("", include("billing.api.urls")),
 ]
 
 urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("workers.urls")),
+    path("", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("v1/", include(api_patterns)),
     path("healthz", views.healthz, name="healthz"),

@@ -25,7 +25,19 @@ from agents.models import (
     VersionKnowledgeBase,
     VersionTool,
 )
-from billing.models import UsageEvent
+from billing.models import (
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    Meter,
+    MeterReport,
+    Plan,
+    Price,
+    Reconciliation,
+    StripeEvent,
+    Subscription,
+    UsageEvent,
+)
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from tenants import keys
 from tenants.models import (
@@ -397,11 +409,128 @@ class UsageEventFactory(DjangoModelFactory):
         model = UsageEvent
 
     tenant = factory.SubFactory(TenantFactory)
-    kind = UsageEvent.Kind.RESOLVED_CONVERSATION
+    meter = Meter.RESOLVED_CONVERSATION
     quantity = 1
     reference = factory.Sequence(lambda n: f"call_factory{n}")
     idempotency_key = factory.LazyAttribute(lambda o: f"{o.reference}#1")
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+class MeterReportFactory(DjangoModelFactory):
+    class Meta:
+        model = MeterReport
+
+    event = factory.SubFactory(UsageEventFactory)
+    tenant = factory.LazyAttribute(lambda o: o.event.tenant)
+    customer = "cus_factory"
+
+
+class PlanFactory(DjangoModelFactory):
+    class Meta:
+        model = Plan
+
+    code = factory.Sequence(lambda n: f"plan-{n}")
+    name = factory.Sequence(lambda n: f"Plan {n}")
+    currency = "usd"
+
+
+class PriceFactory(DjangoModelFactory):
+    class Meta:
+        model = Price
+
+    plan = factory.SubFactory(PlanFactory)
+    meter = Meter.RESOLVED_CONVERSATION
+    unit_amount = 70
+
+
+class SubscriptionFactory(DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    tenant = factory.SubFactory(TenantFactory)
+    plan = factory.SubFactory(PlanFactory)
+    anchor = factory.LazyFunction(timezone.now)
+
+
+def _pricing() -> dict[str, object]:
+    price = {"mode": "flat", "unit_amount": 70, "included_quantity": 0, "tiers": []}
+    return {
+        "plan": "standard",
+        "plan_name": "Standard",
+        "currency": "usd",
+        "monthly_minimum": 0,
+        "discount_percent": 0,
+        "trial": False,
+        "prices": {Meter.RESOLVED_CONVERSATION.value: price},
+    }
+
+
+class InvoiceFactory(DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    tenant = factory.SubFactory(TenantFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    status = Invoice.Status.FINALIZED
+    period_start = factory.LazyFunction(lambda: timezone.now() - timedelta(days=30))
+    period_end = factory.LazyFunction(timezone.now)
+    plan = factory.SubFactory(PlanFactory)
+    currency = "usd"
+    pricing = factory.LazyFunction(_pricing)
+    quantities = factory.LazyFunction(lambda: {Meter.RESOLVED_CONVERSATION.value: 1})
+    subtotal = total = 70
+
+
+class InvoiceLineFactory(DjangoModelFactory):
+    class Meta:
+        model = InvoiceLine
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    tenant = factory.LazyAttribute(lambda o: o.invoice.tenant)
+    position = factory.Sequence(lambda n: n + 1)
+    kind = InvoiceLine.Kind.USAGE
+    meter = Meter.RESOLVED_CONVERSATION
+    description = "Resolved conversations"
+    quantity = 1
+    unit_amount = 70
+    amount = 70
+    period_start = factory.LazyAttribute(lambda o: o.invoice.period_start)
+    period_end = factory.LazyAttribute(lambda o: o.invoice.period_end)
+
+
+class CreditNoteFactory(DjangoModelFactory):
+    class Meta:
+        model = CreditNote
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    tenant = factory.LazyAttribute(lambda o: o.invoice.tenant)
+    meter = Meter.RESOLVED_CONVERSATION
+    quantity = 1
+    amount = 70
+    reason = "1 resolved conversation(s) reversed after invoicing"
+    events_after = 0
+    events_through = factory.Sequence(lambda n: n + 1)
+
+
+class ReconciliationFactory(DjangoModelFactory):
+    class Meta:
+        model = Reconciliation
+
+    tenant = factory.SubFactory(TenantFactory)
+    meter = Meter.RESOLVED_CONVERSATION
+    period_start = factory.LazyFunction(lambda: timezone.now() - timedelta(days=30))
+    period_end = factory.LazyFunction(timezone.now)
+    ledger_quantity = stripe_quantity = 1
+
+
+class StripeEventFactory(DjangoModelFactory):
+    class Meta:
+        model = StripeEvent
+
+    event_id = factory.Sequence(lambda n: f"evt_factory{n}")
+    type = "invoice.paid"
+    created = 1767225600
+    payload = factory.LazyFunction(lambda: {"object": "event", "data": {"object": {}}})
 
 
 class WebhookEndpointFactory(TenantOwnedFactory):

@@ -413,7 +413,7 @@ def test_a_human_override_reverses_the_charge_within_the_dispute_window(
     assert body["decided_by"].endswith("@example.com")
     ledger = list(
         UsageEvent.all_tenants.filter(reference=call.public_id)
-        .order_by("created_at")
+        .order_by("recorded_at")
         .values_list("quantity", "reverses__quantity")
     )
     assert ledger == [(1, None), (-1, 1)]  # a reversal, never a deletion
