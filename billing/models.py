@@ -77,7 +77,7 @@ class UsageEvent(TenantOwnedModel):
 class MeterReport(TenantOwnedModel):
     """A usage event as reported to a Stripe billing meter (the event itself never changes)."""
 
-    event = models.OneToOneField(UsageEvent, on_delete=models.PROTECT, related_name="stripe_report")
+    event = models.ForeignKey(UsageEvent, on_delete=models.PROTECT, related_name="stripe_reports")
     customer = models.CharField(max_length=64)
     reported_at = models.DateTimeField(default=timezone.now)
 

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from billing import services
-from billing.models import CreditNote, Invoice, InvoiceLine, Meter, UsageEvent
+from billing.models import CreditNote, Invoice, InvoiceLine, Meter, MeterReport, UsageEvent
 from billing.money import format_amount
 from billing.pricing import Bill, charge
 from tenants.models import Tenant
@@ -17,15 +17,25 @@ INTERNAL_NOTE = (
 STRIPE_NOTE = "Invoices and usage are mirrored to Stripe, which collects payment."
 
 
-def line_events(line: InvoiceLine) -> QuerySet[Any]:
-    """The ledger slice a usage line charges (tier lines of one meter share their slice)."""
-    return UsageEvent.objects.for_tenant(line.tenant).filter(
-        meter=line.meter,
-        occurred_at__gte=line.period_start,
-        occurred_at__lt=line.period_end,
-        id__gt=line.events_after,
-        id__lte=line.events_through,
-    )
+def with_report_state(events: QuerySet[Any]) -> QuerySet[Any]:
+    """Annotate `reported`: whether the event went to Stripe's meter."""
+    return events.annotate(reported=Exists(MeterReport.all_tenants.filter(event=OuterRef("pk"))))
+
+
+def lines_events(lines: list[InvoiceLine]) -> QuerySet[Any] | None:
+    """The union of several lines' slices (None when there is no usage line)."""
+    if not lines:
+        return None
+    condition = Q()
+    for line in lines:
+        condition |= Q(
+            meter=line.meter,
+            occurred_at__gte=line.period_start,
+            occurred_at__lt=line.period_end,
+            id__gt=line.events_after,
+            id__lte=line.events_through,
+        )
+    return UsageEvent.objects.for_tenant(lines[0].tenant).filter(condition)
 
 
 def credit_note_events(note: CreditNote) -> QuerySet[Any]:
@@ -49,7 +59,7 @@ def line_data(invoice: Invoice, line: InvoiceLine) -> dict[str, Any]:
         "unit_amount": line.unit_amount,
         "amount": line.amount,
         "usage_url": (
-            f"/v1/billing/invoices/{invoice.public_id}/lines/{line.position}/usage"
+            f"/v1/billing/invoices/{invoice.public_id}/usage?line={line.position}"
             if line.meter
             else None
         ),

@@ -34,7 +34,7 @@ from billing.models import (
 from billing.money import period_containing
 from billing.pricing import Bill, Pricing, charge
 from tenants.access import Actor
-from tenants.errors import Conflict, InvalidInput
+from tenants.errors import InvalidInput
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
 from tenants.services import audit_event_record

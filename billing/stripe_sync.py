@@ -94,7 +94,7 @@ def report_usage(tenant: Tenant, *, limit: int = 500) -> int:
     customer = customer_for(stripe_client, subscription)
     events = list(
         UsageEvent.objects.for_tenant(tenant)
-        .filter(stripe_report__isnull=True)
+        .filter(stripe_reports__isnull=True)
         .order_by("id")[:limit]
     )
     horizon = timezone.now() - settings.STRIPE_METER_EVENT_MAX_AGE

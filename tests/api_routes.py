@@ -54,6 +54,11 @@ def _unused_published(world: "TenantWorld") -> AgentVersion:
     return factories.published_version(agent=world.agent)
 
 
+def _other_plan(world: "TenantWorld") -> dict[str, Any]:
+    plan = factories.PriceFactory(plan__code=f"growth-{world.tenant.public_id}").plan
+    return {"plan": plan.code}
+
+
 def _import_document(world: "TenantWorld") -> dict[str, Any]:
     return {"format": "switchboard.agent/v1", "agent": {"name": "Imported"}, "versions": []}
 
@@ -509,6 +514,50 @@ ROUTES = [
         "webhook_delivery",
         [Call("POST", "webhooks:write", None, "webhook_delivery.replayed")],
     ),
+    # --- Billing ---
+    Route(
+        "billing",
+        None,
+        [
+            Call("GET", "billing:read"),
+            Call(
+                "PATCH",
+                "billing:write",
+                {"usage_soft_limit": 500, "usage_hard_limit": 1000},
+                "billing.subscription_changed",
+            ),
+        ],
+    ),
+    Route(
+        "billing-plan", None, [Call("PUT", "billing:write", _other_plan, "billing.plan_changed")]
+    ),
+    Route("billing-plans", None, [Call("GET", "billing:read")]),
+    Route("billing-preview", None, [Call("GET", "billing:read")]),
+    Route(
+        "usage-event-list",
+        None,
+        [
+            Call("GET", "billing:read"),
+            Call(
+                "GET", "billing:read", query=lambda w: f"agent={w.agent.public_id}&period=current"
+            ),
+        ],
+    ),
+    Route("usage-event-detail", "usage_event", [Call("GET", "billing:read")]),
+    Route(
+        "usage-event-summary",
+        None,
+        [Call("GET", "billing:read", query=lambda w: "group_by=agent")],
+    ),
+    Route("usage-event-export", None, [Call("GET", "billing:read")]),
+    Route("invoice-list", None, [Call("GET", "billing:read")]),
+    Route("invoice-detail", "invoice", [Call("GET", "billing:read")]),
+    Route("invoice-usage", "invoice", [Call("GET", "billing:read", query=lambda w: "line=1")]),
+    Route("invoice-export", "invoice", [Call("GET", "billing:read")]),
+    Route("invoice-document", "invoice", [Call("GET", "billing:read")]),
+    Route("credit-note-list", None, [Call("GET", "billing:read")]),
+    Route("credit-note-detail", "credit_note", [Call("GET", "billing:read")]),
+    Route("credit-note-usage", "credit_note", [Call("GET", "billing:read")]),
 ]
 
 # /v1/ routes that hold no tenant data: the API's description, public like any API reference.

@@ -4,6 +4,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from agents.models import (
     PromptTemplate,
     Tool,
 )
+from billing.models import CreditNote, Invoice, UsageEvent
 from calls import recordings
 from calls.models import Call
 from tenants.models import (
@@ -132,6 +134,9 @@ class TenantWorld:
     call: Call  # answered, ended and processed: a short transcript, an outcome, a recording
     webhook_endpoint: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # about `call`
+    usage_event: UsageEvent  # `call`, billed
+    invoice: Invoice  # finalized, with a usage line charging `usage_event`
+    credit_note: CreditNote  # on `invoice`
     twilio: FakeTwilio
 
     @property
@@ -186,6 +191,18 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
     )
     call.refresh_from_db()
     webhook_endpoint = factories.WebhookEndpointFactory(tenant=tenant)
+    usage_event = factories.UsageEventFactory(
+        tenant=tenant,
+        reference=call.public_id,
+        occurred_at=call.ended_at,
+        agent=agent.public_id,
+        version=published.public_id,
+    )
+    ended = usage_event.occurred_at
+    invoice = factories.InvoiceFactory(
+        tenant=tenant, period_start=ended - timedelta(days=1), period_end=ended + timedelta(days=1)
+    )
+    factories.InvoiceLineFactory(invoice=invoice, position=1, events_through=usage_event.pk)
     return TenantWorld(
         tenant=tenant,
         owner=factories.MembershipFactory(tenant=tenant, role=Role.OWNER),
@@ -216,6 +233,9 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
             endpoint=webhook_endpoint, subject=call.public_id
         ),
         twilio=twilio,
+        usage_event=usage_event,
+        invoice=invoice,
+        credit_note=factories.CreditNoteFactory(invoice=invoice),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import django_filters
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDay
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
@@ -157,7 +157,7 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
         return f"/v1/calls/{event.reference}"
 
     def get_reported_to_stripe(self, event: UsageEvent) -> bool:
-        return hasattr(event, "stripe_report")
+        return bool(getattr(event, "reported", False))
 
 
 class UsageFilter(django_filters.FilterSet):
@@ -241,7 +241,7 @@ class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     pagination_class = UsagePagination
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.select_related("reverses", "stripe_report")
+        return selectors.with_report_state(queryset.select_related("reverses"))
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -260,7 +260,7 @@ class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         if group_by not in ("day", "agent", "version"):
             raise InvalidInput.field("group_by", "Use day, agent or version.")
         events = self.filter_queryset(self.get_queryset()).order_by()
-        key = TruncDay("occurred_at") if group_by == "day" else group_by
+        key = TruncDay("occurred_at") if group_by == "day" else F(group_by)
         rows = (
             events.annotate(key=key)
             .values("key", "meter")
@@ -301,21 +301,27 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.select_related("plan").prefetch_related("lines", "credit_notes__invoice")
 
-    @extend_schema(responses=UsageEventSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path=r"lines/(?P<position>[0-9]+)/usage")
-    def line_usage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The usage events a line charges, each linking to its call."""
+    @extend_schema(
+        parameters=[OpenApiParameter("line", int, description="A usage line's position")],
+        responses=UsageEventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def usage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The usage events the invoice charges (or one usage line, with `line`), each
+        linking to its call."""
         invoice = self.get_object()
-        line = (
-            InvoiceLine.objects.for_tenant(self.tenant)
-            .filter(invoice=invoice, position=kwargs["position"])
-            .first()
+        lines = (
+            InvoiceLine.objects.for_tenant(self.tenant).filter(invoice=invoice).exclude(meter="")
         )
-        if line is None or not line.meter:
+        position = request.query_params.get("line")
+        if position is not None:
+            if not position.isdigit():
+                raise InvalidInput.field("line", "A line's position, a whole number.")
+            lines = lines.filter(position=int(position))
+        events = selectors.lines_events(list(lines))
+        if events is None:
             raise NotFound("This invoice has no usage line at that position.")
-        return self._usage_page(request, selectors.line_events(line))
-
-    def _usage_page(self, request: Request, events: QuerySet[Any]) -> Response:
+        events = selectors.with_report_state(events.select_related("reverses"))
         paginator = UsagePagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(UsageEventSerializer(page, many=True).data)
@@ -383,7 +389,7 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     @action(detail=True, methods=["get"])
     def usage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The reversals this credit note pays back."""
-        events = selectors.credit_note_events(self.get_object())
+        events = selectors.with_report_state(selectors.credit_note_events(self.get_object()))
         paginator = UsagePagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(UsageEventSerializer(page, many=True).data)
