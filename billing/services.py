@@ -499,6 +499,17 @@ def _invoice_for(tenant: Tenant, period: Period) -> Invoice | None:
     )
 
 
+def invoiced_at(tenant: Tenant, at: datetime) -> datetime | None:
+    """When the invoice covering usage that occurred `at` was finalized (None: not invoiced)."""
+    return (
+        Invoice.objects.for_tenant(tenant)
+        .filter(period_start__lte=at, period_end__gt=at, finalized_at__isnull=False)
+        .exclude(status=Invoice.Status.VOID)
+        .values_list("finalized_at", flat=True)
+        .first()
+    )
+
+
 def settle(tenant: Tenant) -> list[CreditNote]:
     """Issue credit notes for units reversed since their invoice was finalized. (Units added late
     wait for the next close, which bills them as late usage.)"""

@@ -16,7 +16,7 @@ from openai import OpenAIError
 from agents.carriers import openai_sip_client
 from agents.models import AgentVersion, PhoneNumber
 from agents.selectors import version_for_call
-from billing.services import calls_allowed
+from billing.services import calls_allowed, invoiced_at
 from calls import pipeline
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.tagging import Decision, decide, facts_of
@@ -299,7 +299,9 @@ def _outcome_changed(call: Call, before: Outcome | None, after: Outcome, actor: 
         },
     )
     window = timedelta(days=call.tenant.dispute_window_days)
-    if call.ended_at and timezone.now() - call.ended_at <= window:
+    # The window runs from the invoice that charged the call, or from its end until invoiced.
+    opened = call.ended_at and (invoiced_at(call.tenant, call.ended_at) or call.ended_at)
+    if opened and timezone.now() - opened <= window:
         pipeline.bill(call, reason=f"outcome changed to {after.label} by {actor.label}")
     else:
         logger.info(

@@ -4,7 +4,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -198,7 +198,7 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
         agent=agent.public_id,
         version=published.public_id,
     )
-    ended = usage_event.occurred_at
+    ended: datetime = usage_event.occurred_at
     invoice = factories.InvoiceFactory(
         tenant=tenant, period_start=ended - timedelta(days=1), period_end=ended + timedelta(days=1)
     )
