@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 RESOLVED = Meter.RESOLVED_CONVERSATION
 
 
-def record(tenant, reference: str, billable: bool, at=None):  # type: ignore[no-untyped-def]
+def record(tenant, reference: str, billable: bool, at=None):
     return services.usage_set(
         tenant=tenant,
         meter=RESOLVED,
@@ -58,9 +58,12 @@ def test_the_database_refuses_to_change_or_delete_a_usage_event() -> None:
         "UPDATE billing_usageevent SET quantity = 5 WHERE id = %s",
         "DELETE FROM billing_usageevent WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [event.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [event.pk])
     with pytest.raises(TypeError):
         UsageEvent.objects.for_tenant(event.tenant).update(quantity=5)
 
@@ -116,7 +119,7 @@ def test_a_reversal_after_finalization_becomes_a_credit_note_once() -> None:
     invoice.refresh_from_db()
     assert invoice.total == 140  # an issued invoice's total never changes
     assert invoice.quantities == {RESOLVED: 1}
-    assert list(lines_events([invoice.lines.get()]).values_list("reference", flat=True))  # type: ignore[union-attr]
+    assert list(lines_events([invoice.lines.get()]).values_list("reference", flat=True))
     note = CreditNote.objects.for_tenant(tenant).get()
     assert note.invoice == invoice
 
