@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ["bridge", "postcall"]
+BENCHMARKS = ["bridge", "postcall", "billing"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
