@@ -530,7 +530,9 @@ def _settle(tenant: Tenant, mark: int, *, into: Invoice | None) -> list[CreditNo
         Invoice.objects.for_tenant(tenant)
         .filter(
             status__in=[
-                Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.UNCOLLECTIBLE
+                Invoice.Status.FINALIZED,
+                Invoice.Status.PAID,
+                Invoice.Status.UNCOLLECTIBLE,
             ],
             settled_through__lt=mark,
             period_end__gte=horizon,

@@ -202,3 +202,19 @@ def test_the_beat_task_closes_every_due_period_then_settles() -> None:
     assert tasks.close_due_periods.apply().get() >= 1
     assert tasks.close_due_periods.apply().get() == 0
     assert Invoice.objects.for_tenant(tenant).get().total == 70
+
+
+def test_the_management_command_closes_a_given_period() -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    tenant = aged_tenant()
+    period = last_period(tenant)
+    tagged_call(tenant, ended_at=period.start + timedelta(days=1))
+    out = StringIO()
+    day = (period.start + timedelta(days=2)).date().isoformat()
+    call_command("close_billing_period", tenant=tenant.public_id, date=day, stdout=out)
+    assert "70 usd minor units, finalized" in out.getvalue()
+    with pytest.raises(CommandError, match="has not ended"):
+        call_command("close_billing_period", date=timezone.now().date().isoformat())
