@@ -53,11 +53,11 @@ class UsageEvent(TenantOwnedModel):
         ]
         indexes = [
             models.Index(fields=["tenant", "meter", "reference"], name="usage_by_reference"),
-            models.Index(fields=["tenant", "-occurred_at"], name="usage_recent"),
-            # Period totals: one range scan that never visits the table (covering index).
+            # Period totals are one range scan of this index that never visits the table (it
+            # covers meter and quantity); read backwards it lists the newest events first.
             models.Index(
-                fields=["tenant", "meter", "occurred_at", "id"],
-                include=["quantity"],
+                fields=["tenant", "occurred_at", "id"],
+                include=["meter", "quantity"],
                 name="usage_by_period",
             ),
         ]

@@ -169,6 +169,11 @@ CELERY_BEAT_SCHEDULE = {
 # be longer than any task's time limit, or a slow task would run twice at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
+# SQLite (the embedded default) ignores an index's covering columns; PostgreSQL uses them.
+SILENCED_SYSTEM_CHECKS = (
+    ["models.W040"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else []
+)
+
 # --- Users, sessions, security ----------------------------------------------------------------
 
 AUTH_USER_MODEL = "tenants.User"
