@@ -152,22 +152,6 @@ def explain(tenant: "Tenant", period: "Period") -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def explain_by_meter(tenant: "Tenant", period: "Period") -> list[str]:
-    """The same aggregate with the meter named too, as the index `usage_by_period` leads with
-    (tenant, meter, occurred_at): for comparison, not what the product sends."""
-    from django.db.models import Sum
-
-    from billing.models import Meter, UsageEvent
-
-    events = UsageEvent.objects.for_tenant(tenant).filter(
-        meter=Meter.RESOLVED_CONVERSATION,
-        occurred_at__gte=period.start,
-        occurred_at__lt=period.end,
-    )
-    query = events.values("meter").annotate(units=Sum("quantity")).order_by()
-    return query.explain(analyze=True, buffers=True).splitlines()
-
-
 def planner_rows() -> int:
     """How many rows the planner believes the usage ledger has (pg_class.reltuples, which
     VACUUM and ANALYZE set): -1 if the table was never analyzed. Plans built on a stale count
@@ -237,7 +221,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plan_before = explain(*largest)
     vacuum()
     plan_after = explain(*largest)
-    plan_by_meter = explain_by_meter(*largest)
     totals_after_vacuum = time_totals(*largest)
     at_target = next((r for r in results if r["events"] == TARGET_SIZE), None)
     peaks = [r["close_peak_kib"] for r in results]
@@ -259,7 +242,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "usage_totals_seconds_after_vacuum": totals_after_vacuum,
         "aggregate_plan": plan_before,
         "aggregate_plan_after_vacuum": plan_after,
-        "aggregate_plan_by_meter_after_vacuum": plan_by_meter,
     }
 
 
@@ -320,13 +302,6 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "```",
             *report["aggregate_plan_after_vacuum"],
-            "```",
-            "",
-            "For comparison (not the product's query), the same aggregate with "
-            "`meter = 'resolved_conversation'` added, after VACUUM ANALYZE:",
-            "",
-            "```",
-            *report["aggregate_plan_by_meter_after_vacuum"],
             "```",
             "",
         ]

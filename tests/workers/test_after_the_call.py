@@ -78,7 +78,12 @@ def test_a_finished_call_is_redacted_tagged_recorded_billed_and_announced(
                 "quantity", flat=True
             )
         ) == [1]
+        # Deliveries are tasks of their own, queued as the pipeline commits: wait for both.
+        deadline = time.monotonic() + 10
         delivered = [r for r in receiver.requests if r.path == "/events"]
+        while len(delivered) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            delivered = [r for r in receiver.requests if r.path == "/events"]
         assert [json.loads(r.body)["type"] for r in delivered] == [
             "call.completed",
             "call.outcome_tagged",
