@@ -1,13 +1,15 @@
 """Reads for finance: the account's standing, previews, and the ledger behind each line."""
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay
 
 from billing import services
 from billing.models import CreditNote, Invoice, InvoiceLine, Meter, MeterReport, UsageEvent
 from billing.money import format_amount
-from billing.pricing import Bill, charge
+from billing.pricing import Draft, charge
 from tenants.models import Tenant
 
 INTERNAL_NOTE = (
@@ -22,18 +24,26 @@ def with_report_state(events: QuerySet[Any]) -> QuerySet[Any]:
     return events.annotate(reported=Exists(MeterReport.all_tenants.filter(event=OuterRef("pk"))))
 
 
+def _slice(meter: str, start: datetime, end: datetime, after: int, through: int) -> Q:
+    """A slice of the ledger as lines and credit notes name it: one meter's events that
+    occurred in [start, end), by id in (after, through]."""
+    return Q(
+        meter=meter,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
+        id__gt=after,
+        id__lte=through,
+    )
+
+
 def lines_events(lines: list[InvoiceLine]) -> QuerySet[Any] | None:
     """The union of several lines' slices (None when there is no usage line)."""
     if not lines:
         return None
     condition = Q()
     for line in lines:
-        condition |= Q(
-            meter=line.meter,
-            occurred_at__gte=line.period_start,
-            occurred_at__lt=line.period_end,
-            id__gt=line.events_after,
-            id__lte=line.events_through,
+        condition |= _slice(
+            line.meter, line.period_start, line.period_end, line.events_after, line.events_through
         )
     return UsageEvent.objects.for_tenant(lines[0].tenant).filter(condition)
 
@@ -41,29 +51,54 @@ def lines_events(lines: list[InvoiceLine]) -> QuerySet[Any] | None:
 def credit_note_events(note: CreditNote) -> QuerySet[Any]:
     invoice = note.invoice
     return UsageEvent.objects.for_tenant(note.tenant).filter(
-        meter=note.meter,
-        occurred_at__gte=invoice.period_start,
-        occurred_at__lt=invoice.period_end,
-        id__gt=note.events_after,
-        id__lte=note.events_through,
+        _slice(
+            note.meter,
+            invoice.period_start,
+            invoice.period_end,
+            note.events_after,
+            note.events_through,
+        )
     )
 
 
-def line_data(invoice: Invoice, line: InvoiceLine) -> dict[str, Any]:
+def _line(position: int, line: InvoiceLine | Draft, usage_url: str | None) -> dict[str, Any]:
+    """An invoice line, or a preview's draft line, as the API shows it."""
     return {
-        "position": line.position,
+        "position": position,
         "kind": line.kind,
         "meter": line.meter,
         "description": line.description,
         "quantity": line.quantity,
         "unit_amount": line.unit_amount,
         "amount": line.amount,
-        "usage_url": (
-            f"/v1/billing/invoices/{invoice.public_id}/usage?line={line.position}"
-            if line.meter
-            else None
-        ),
+        "usage_url": usage_url if line.meter else None,
     }
+
+
+def line_data(invoice: Invoice, line: InvoiceLine) -> dict[str, Any]:
+    usage = f"/v1/billing/invoices/{invoice.public_id}/usage?line={line.position}"
+    return _line(line.position, line, usage)
+
+
+def usage_summary(events: QuerySet[Any], group_by: str) -> list[dict[str, Any]]:
+    """Net units and event counts per meter and day, agent or version."""
+    key = TruncDay("occurred_at") if group_by == "day" else F(group_by)
+    rows = (
+        events.order_by()
+        .annotate(key=key)
+        .values("key", "meter")
+        .annotate(quantity=Sum("quantity"), events=Count("id"))
+        .order_by("key", "meter")
+    )
+    return [
+        {
+            group_by: row["key"].date().isoformat() if group_by == "day" else row["key"],
+            "meter": row["meter"],
+            "quantity": row["quantity"],
+            "events": row["events"],
+        }
+        for row in rows
+    ]
 
 
 def _per_unit(total: int, units: int) -> int | None:
@@ -77,34 +112,9 @@ def cost_per_resolution(invoice: Invoice) -> int | None:
     return _per_unit(charge(invoice.pricing, invoice.quantities).total, units)
 
 
-def _bill_data(bill: Bill, currency: str) -> dict[str, Any]:
-    return {
-        "lines": [
-            {
-                "position": n,
-                "kind": draft.kind,
-                "meter": draft.meter,
-                "description": draft.description,
-                "quantity": draft.quantity,
-                "unit_amount": draft.unit_amount,
-                "amount": draft.amount,
-            }
-            for n, draft in enumerate(bill.lines, 1)
-        ],
-        "subtotal": bill.subtotal,
-        "discount": bill.discount,
-        "total": bill.total,
-        "total_formatted": format_amount(bill.total, currency),
-    }
-
-
 def preview_data(tenant: Tenant) -> dict[str, Any]:
     period, pricing, bill = services.preview(tenant)
     units = sum(line.quantity for line in bill.lines if line.meter == Meter.RESOLVED_CONVERSATION)
-    usage = f"/v1/billing/usage?period=current&meter={Meter.RESOLVED_CONVERSATION.value}"
-    data = _bill_data(bill, pricing["currency"])
-    for line in data["lines"]:
-        line["usage_url"] = usage if line["meter"] else None
     return {
         "period_start": period.start,
         "period_end": period.end,
@@ -112,7 +122,14 @@ def preview_data(tenant: Tenant) -> dict[str, Any]:
         "plan": pricing["plan"],
         "currency": pricing["currency"],
         "cost_per_resolution": _per_unit(bill.total, units),
-        **data,
+        "lines": [
+            _line(n, draft, f"/v1/billing/usage?period=current&meter={draft.meter}")
+            for n, draft in enumerate(bill.lines, 1)
+        ],
+        "subtotal": bill.subtotal,
+        "discount": bill.discount,
+        "total": bill.total,
+        "total_formatted": format_amount(bill.total, pricing["currency"]),
     }
 
 

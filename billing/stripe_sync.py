@@ -115,6 +115,25 @@ def report_usage(tenant: Tenant, *, limit: int = 500) -> int:
     return len(events)
 
 
+def sync_tenant(tenant: Tenant) -> int:
+    """Report new usage, then mirror the issued invoices and credit notes Stripe lacks (a
+    first attempt lost, or one that failed). Returns how many usage events were reported."""
+    reported = report_usage(tenant)
+    for invoice in (
+        Invoice.objects.for_tenant(tenant)
+        .filter(stripe_invoice="")
+        .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
+    ):
+        sync_invoice(invoice)
+    for note in (
+        CreditNote.objects.for_tenant(tenant)
+        .filter(stripe_credit_note="", amount__gt=0)
+        .exclude(invoice__stripe_invoice="")
+    ):
+        sync_credit_note(note)
+    return reported
+
+
 def sync_invoice(invoice: Invoice) -> None:
     """Create the invoice in Stripe with one item per non-zero line, and finalize it there."""
     if invoice.stripe_invoice:

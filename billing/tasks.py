@@ -72,19 +72,7 @@ def sync_to_stripe() -> int:
     reported = 0
     for tenant in Tenant.objects.filter(pk__in=Subscription.all_tenants.values("tenant")):
         try:
-            reported += stripe_sync.report_usage(tenant)
-            for invoice in (
-                Invoice.objects.for_tenant(tenant)
-                .filter(stripe_invoice="")
-                .exclude(status__in=[Invoice.Status.DRAFT, Invoice.Status.VOID])
-            ):
-                stripe_sync.sync_invoice(invoice)
-            for note in (
-                CreditNote.objects.for_tenant(tenant)
-                .filter(stripe_credit_note="", amount__gt=0)
-                .exclude(invoice__stripe_invoice="")
-            ):
-                stripe_sync.sync_credit_note(note)
+            reported += stripe_sync.sync_tenant(tenant)
         except stripe.StripeError:
             logger.exception("Stripe sync failed", extra={"tenant_id": tenant.public_id})
     return reported

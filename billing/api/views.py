@@ -3,12 +3,10 @@
 
 import csv
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any
 
 import django_filters
-from django.db.models import Count, F, QuerySet, Sum
-from django.db.models.functions import TruncDay
+from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -230,6 +228,14 @@ def usage_rows(events: QuerySet[Any]) -> Iterator[list[Any]]:
         yield [*e[:8], e[8].isoformat(), e[9].isoformat()]
 
 
+def usage_page(view: TenantViewSet, request: Request, events: QuerySet[Any]) -> Response:
+    """A page of usage events behind an invoice line or a credit note."""
+    events = selectors.with_report_state(events.select_related("reverses"))
+    paginator = UsagePagination()
+    page = paginator.paginate_queryset(events, request, view=view)
+    return paginator.get_paginated_response(UsageEventSerializer(page, many=True).data)
+
+
 class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """The usage ledger: one event per resolved conversation (+1) or reversal (-1), each
     linking to its call, whose outcome and evidence say why it was billed."""
@@ -259,25 +265,7 @@ class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         group_by = request.query_params.get("group_by", "")
         if group_by not in ("day", "agent", "version"):
             raise InvalidInput.field("group_by", "Use day, agent or version.")
-        events = self.filter_queryset(self.get_queryset()).order_by()
-        key = TruncDay("occurred_at") if group_by == "day" else F(group_by)
-        rows = (
-            events.annotate(key=key)
-            .values("key", "meter")
-            .annotate(quantity=Sum("quantity"), events=Count("id"))
-            .order_by("key", "meter")
-        )
-        groups = [
-            {
-                group_by: row["key"].date().isoformat()
-                if isinstance(row["key"], datetime)
-                else row["key"],
-                "meter": row["meter"],
-                "quantity": row["quantity"],
-                "events": row["events"],
-            }
-            for row in rows
-        ]
+        groups = selectors.usage_summary(self.filter_queryset(self.get_queryset()), group_by)
         return Response({"group_by": group_by, "groups": groups})
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
@@ -321,10 +309,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         events = selectors.lines_events(list(lines))
         if events is None:
             raise NotFound("This invoice has no usage line at that position.")
-        events = selectors.with_report_state(events.select_related("reverses"))
-        paginator = UsagePagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(UsageEventSerializer(page, many=True).data)
+        return usage_page(self, request, events)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
@@ -389,10 +374,7 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     @action(detail=True, methods=["get"])
     def usage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The reversals this credit note pays back."""
-        events = selectors.with_report_state(selectors.credit_note_events(self.get_object()))
-        paginator = UsagePagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(UsageEventSerializer(page, many=True).data)
+        return usage_page(self, request, selectors.credit_note_events(self.get_object()))
 
 
 class AccountUpdate(serializers.Serializer[Any]):
