@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run call test lint bench lock clean
+.PHONY: install browser run call test lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -15,6 +15,12 @@ $(VENV)/.installed: requirements-dev.lock requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	@touch $@
+
+# The browser tests drive Debian's Chromium (never a browser a tool downloads).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 # Embedded defaults: SQLite, in-memory channel layer, in-process Celery (unless DATABASE_URL/REDIS_URL are set).
 run: export DEBUG ?= 1
@@ -36,7 +42,7 @@ test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/switchboard
 test: export REDIS_URL ?= redis://127.0.0.1:6379/1
 test: export SECRET_KEY ?= insecure-key-for-tests-only
 test: export FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=
-test: install
+test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

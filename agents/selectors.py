@@ -196,17 +196,20 @@ def version_diff(old: AgentVersion, new: AgentVersion) -> dict[str, Any]:
         if before != after:
             changes[name] = {"from": before, "to": after}
     old_text, new_text = rendered_instructions(old), rendered_instructions(new)
+    # Lines are compared without their ends: a text's last line has none, and compared with
+    # them it would run into the next line of the diff.
     diff = difflib.unified_diff(
-        old_text.splitlines(keepends=True),
-        new_text.splitlines(keepends=True),
+        old_text.splitlines(),
+        new_text.splitlines(),
         fromfile=f"version {old.number}",
         tofile=f"version {new.number}",
+        lineterm="",
     )
     return {
         "from": old.public_id,
         "to": new.public_id,
         "changes": changes,
-        "instructions_diff": "".join(diff),
+        "instructions_diff": "".join(f"{line}\n" for line in diff),
     }
 
 

@@ -1,13 +1,23 @@
 """Reads for finance: the account's standing, previews, and the ledger behind each line."""
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay
+from django.utils import timezone
 
 from billing import services
-from billing.models import CreditNote, Invoice, InvoiceLine, Meter, MeterReport, UsageEvent
+from billing.models import (
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    Meter,
+    MeterReport,
+    Plan,
+    UsageEvent,
+)
 from billing.money import format_amount
 from billing.pricing import Draft, charge
 from tenants.models import Tenant
@@ -48,6 +58,15 @@ def lines_events(lines: list[InvoiceLine]) -> QuerySet[Any] | None:
     return UsageEvent.objects.for_tenant(lines[0].tenant).filter(condition)
 
 
+def invoice_usage_events(invoice: Invoice, position: int | None = None) -> QuerySet[Any] | None:
+    """The usage events an invoice charges, or only its line at `position` (None when there is
+    no usage line there)."""
+    lines = InvoiceLine.objects.for_tenant(invoice.tenant).filter(invoice=invoice).exclude(meter="")
+    if position is not None:
+        lines = lines.filter(position=position)
+    return lines_events(list(lines))
+
+
 def credit_note_events(note: CreditNote) -> QuerySet[Any]:
     invoice = note.invoice
     return UsageEvent.objects.for_tenant(note.tenant).filter(
@@ -59,6 +78,17 @@ def credit_note_events(note: CreditNote) -> QuerySet[Any]:
             note.events_through,
         )
     )
+
+
+def in_current_period(events: QuerySet[Any], tenant: Tenant) -> QuerySet[Any]:
+    """The events that occurred in the tenant's current billing period."""
+    period = services.period_at(services.subscription_for(tenant), timezone.now())
+    return events.filter(occurred_at__gte=period.start, occurred_at__lt=period.end)
+
+
+def public_plans() -> QuerySet[Plan]:
+    """The plans owners may choose, with their prices."""
+    return Plan.objects.filter(is_public=True).prefetch_related("prices").order_by("code")
 
 
 def _line(position: int, line: InvoiceLine | Draft, usage_url: str | None) -> dict[str, Any]:
@@ -182,3 +212,72 @@ def invoice_document(invoice: Invoice) -> dict[str, Any]:
             for note in invoice.credit_notes.all()
         ],
     }
+
+
+USAGE_COLUMNS = [
+    "id",
+    "meter",
+    "quantity",
+    "call",
+    "agent",
+    "version",
+    "reason",
+    "reverses",
+    "occurred_at",
+    "recorded_at",
+]
+
+
+def usage_rows(events: QuerySet[Any]) -> Iterator[list[Any]]:
+    """The usage ledger's export: a header, then one row per event, read in chunks."""
+    yield USAGE_COLUMNS
+    for e in events.values_list(
+        "public_id",
+        "meter",
+        "quantity",
+        "reference",
+        "agent",
+        "version",
+        "reason",
+        "reverses__public_id",
+        "occurred_at",
+        "recorded_at",
+    ).iterator(chunk_size=2000):
+        yield [*e[:8], e[8].isoformat(), e[9].isoformat()]
+
+
+INVOICE_COLUMNS = [
+    "invoice",
+    "number",
+    "position",
+    "kind",
+    "meter",
+    "description",
+    "quantity",
+    "unit_amount",
+    "amount",
+    "currency",
+    "period_start",
+    "period_end",
+]
+
+
+def invoice_rows(invoice: Invoice) -> list[list[Any]]:
+    """An invoice's export: a header, then one row per line."""
+    return [INVOICE_COLUMNS] + [
+        [
+            invoice.public_id,
+            invoice.number,
+            line.position,
+            line.kind,
+            line.meter,
+            line.description,
+            line.quantity,
+            line.unit_amount,
+            line.amount,
+            invoice.currency,
+            line.period_start.isoformat(),
+            line.period_end.isoformat(),
+        ]
+        for line in invoice.lines.all()
+    ]

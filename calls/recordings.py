@@ -7,9 +7,16 @@ the post-call pipeline writes the WAV (`store`) and removes the raw tracks."""
 import hashlib
 import io
 import wave
+from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.http import FileResponse
+
+from tenants.errors import NotFound
+
+if TYPE_CHECKING:
+    from calls.models import Call
 
 SAMPLE_RATE = 8000  # G.711: 8000 one-byte samples a second
 SILENCE = 0xFF
@@ -90,3 +97,15 @@ def store(tenant_public_id: str, call_public_id: str, caller: bytes, agent: byte
         "recording_duration_ms": max(len(caller), len(agent)) * 1000 // SAMPLE_RATE,
         "recording_sha256": hashlib.sha256(data).hexdigest(),
     }
+
+
+def download(call: "Call") -> FileResponse:
+    """The call's WAV as a response (the API's and the console's), never cached by a browser or
+    proxy; NotFound when the call has none."""
+    if not call.recording:
+        raise NotFound("This call has no recording.")
+    response = FileResponse(
+        call.recording.open("rb"), content_type="audio/wav", filename=f"{call.public_id}.wav"
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -1,6 +1,9 @@
 from typing import Any
 
-from calls.models import Call, CallEvent
+import django_filters
+from django.db.models import Prefetch, QuerySet
+
+from calls.models import Call, CallEvent, Outcome
 from calls.redaction import Policy
 
 AWAITING_REDACTION = "[awaiting redaction]"
@@ -45,3 +48,42 @@ def transcript(call: Call) -> list[dict[str, Any]]:
         }
         for e in events.order_by("sequence")
     ]
+
+
+def with_outcome(calls: QuerySet[Call]) -> QuerySet[Call]:
+    """Calls with what a list shows of each (number, agent, version, outcome) fetched at once."""
+    return calls.select_related("phone_number", "agent", "version").prefetch_related(
+        Prefetch("outcomes", queryset=Outcome.all_tenants.select_related("decided_by"))
+    )
+
+
+class CallFilter(django_filters.FilterSet):
+    """How calls are searched, by the API's query parameters and the console's filter form."""
+
+    agent = django_filters.CharFilter(field_name="agent__public_id", label="agt_…")
+    version = django_filters.CharFilter(field_name="version__public_id", label="ver_…")
+    number = django_filters.CharFilter(field_name="phone_number__e164", label="E.164 number called")
+    caller = django_filters.CharFilter(
+        field_name="caller", lookup_expr="contains", label="The caller's number, or part of it"
+    )
+    status = django_filters.ChoiceFilter(choices=Call.Status.choices)
+    end_reason = django_filters.ChoiceFilter(choices=Call.EndReason.choices)
+    outcome = django_filters.CharFilter(field_name="outcomes__label", label="outcome label")
+    resolved = django_filters.BooleanFilter(field_name="outcomes__resolved")
+    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Call
+        fields = [
+            "agent",
+            "version",
+            "number",
+            "caller",
+            "status",
+            "end_reason",
+            "outcome",
+            "resolved",
+            "since",
+            "until",
+        ]

@@ -87,12 +87,17 @@ def facts_of(call: Call, events: list[CallEvent] | None = None) -> Facts:
             )
         elif event.kind == CallEvent.Kind.TOOL_CALL:
             tools.append({"sequence": event.sequence, **payload})
+    return Facts(call, turns, tools, taxonomy_of(call))
+
+
+def taxonomy_of(call: Call) -> list[dict[str, Any]]:
+    """The outcomes a call can be tagged with: its version's taxonomy, else the default one."""
     taxonomy = call.version.outcome_taxonomy if call.version else []
     if not taxonomy:
         from agents.models.agents import default_outcome_taxonomy
 
         taxonomy = default_outcome_taxonomy()
-    return Facts(call, turns, tools, taxonomy)
+    return list(taxonomy)
 
 
 # --- Rules ------------------------------------------------------------------------------------

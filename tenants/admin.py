@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from tenants import services
 from tenants.access import Actor
@@ -206,3 +207,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "event_type"]
     search_fields = ["public_id", "subject", "tenant__name"]
     list_select_related = ["tenant"]
+
+
+# Recovery codes are a member's secret: django-otp's own admin would list them in clear text to
+# every operator. An operator who needs to reset someone's second factor uses `enroll_totp`.
+if admin.site.is_registered(StaticDevice):
+    admin.site.unregister(StaticDevice)

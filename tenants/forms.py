@@ -56,6 +56,18 @@ class TokenForm(forms.Form):
     )
 
 
+class RecoveryCodeForm(forms.Form):
+    """The sign-in step's alternative to the app's code: one of the user's recovery codes."""
+
+    code = forms.CharField(
+        max_length=32,
+        label="Recovery code",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
+        ),
+    )
+
+
 class SignupForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     password = forms.CharField(

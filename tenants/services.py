@@ -332,11 +332,30 @@ def _validate_scopes(actor: Actor, scopes: list[str]) -> list[str]:
             "scopes",
             f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(sorted(MATRIX.key_scopes))}.",
         )
-    if actor.kind == "api_key":
+    if actor.kind != "system":
         beyond = sorted(scope_permissions(scopes) - actor.permissions)
         if beyond:
-            raise Forbidden(f"A key cannot create a key with scopes it lacks: {', '.join(beyond)}.")
+            who = "A key" if actor.kind == "api_key" else "You"
+            holds = "it lacks" if actor.kind == "api_key" else "you lack"
+            raise Forbidden(f"{who} cannot create a key with scopes {holds}: {', '.join(beyond)}.")
     return sorted(set(scopes))
+
+
+def api_key_grantable_scopes(actor: Actor) -> list[str]:
+    """The scopes `actor` may give a new key: never more than it holds itself, so neither a key
+    nor a member can mint a credential stronger than their own."""
+    return sorted(
+        scope
+        for scope in MATRIX.key_scopes
+        if actor.kind == "system" or scope_permissions([scope]) <= actor.permissions
+    )
+
+
+def api_key_status(api_key: ApiKey) -> str:
+    """How lists show a key: active, revoked or expired."""
+    if api_key.revoked_at is not None:
+        return "revoked"
+    return "active" if api_key.is_usable() else "expired"
 
 
 def api_key_create(

@@ -1,4 +1,5 @@
-"""TOTP devices (django-otp): enrolment, QR codes for authenticator apps."""
+"""Two-factor devices (django-otp): TOTP enrolment and replacement, QR codes for authenticator
+apps, and single-use recovery codes for when the app is out of reach."""
 
 import io
 from base64 import b32encode
@@ -6,11 +7,16 @@ from base64 import b32encode
 import qrcode
 import qrcode.image.svg
 from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tenants.access import Actor
 from tenants.models import User
+from tenants.services import audit_event_record
 
 DEVICE_NAME = "Authenticator app"
+RECOVERY_DEVICE_NAME = "Recovery codes"
+RECOVERY_CODE_COUNT = 10
 
 
 def is_verified(user: object) -> bool:
@@ -21,6 +27,11 @@ def is_verified(user: object) -> bool:
 
 def confirmed_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def authenticators(user: User) -> list[TOTPDevice]:
+    """The user's confirmed authenticator apps (normally one)."""
+    return list(TOTPDevice.objects.filter(user=user, confirmed=True).order_by("created_at", "pk"))
 
 
 def pending_device(user: User) -> TOTPDevice:
@@ -45,6 +56,84 @@ def device_confirm(device: TOTPDevice, token: str) -> bool:
         device.confirmed = True
         device.save(update_fields=["confirmed"])
     return True
+
+
+def device_replace_confirm(device: TOTPDevice, token: str, *, actor: Actor | None = None) -> bool:
+    """Confirm a new authenticator with a code from it, and only then drop every other one, so a
+    half-finished setup never locks the user out."""
+    if not device.verify_token(token):
+        return False
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        _audit(actor, "authenticator.replace")
+    return True
+
+
+# --- Recovery codes ---------------------------------------------------------------------------
+
+
+def _normalized(code: str) -> str:
+    # People copy codes with the hyphen we print, spaces or capitals; none of them matter.
+    return "".join(code.split()).replace("-", "").lower()
+
+
+def recovery_code_display(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def recovery_device(user: User) -> StaticDevice | None:
+    return StaticDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def recovery_codes_remaining(user: User) -> int:
+    device = recovery_device(user)
+    return device.token_set.count() if device else 0
+
+
+def recovery_codes_generate(
+    user: User, *, actor: Actor | None = None
+) -> tuple[StaticDevice, list[str]]:
+    """A new set of single-use codes, replacing any earlier set. The codes are returned for
+    showing once; afterwards only how many remain unused is known to the user."""
+    codes: set[str] = set()
+    while len(codes) < RECOVERY_CODE_COUNT:
+        codes.add(StaticToken.random_token())
+    with transaction.atomic():
+        StaticDevice.objects.filter(user=user).delete()
+        device = StaticDevice.objects.create(user=user, name=RECOVERY_DEVICE_NAME, confirmed=True)
+        StaticToken.objects.bulk_create(StaticToken(device=device, token=c) for c in sorted(codes))
+        _audit(actor, "recovery_codes.generate")
+    return device, [recovery_code_display(c) for c in sorted(codes)]
+
+
+def recovery_code_use(user: User, code: str, *, actor: Actor | None = None) -> StaticDevice | None:
+    """Consume one recovery code; the device it belongs to, or None when it is wrong, used
+    already, or the user is throttled after failed tries."""
+    device = recovery_device(user)
+    if device is None:
+        return None
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        return None
+    # Deleting is the check: of two requests presenting the same code, only one deletes it.
+    deleted, _ = device.token_set.filter(token=_normalized(code)).delete()
+    if not deleted:
+        device.throttle_increment()
+        return None
+    device.throttle_reset(commit=False)
+    device.set_last_used_timestamp(commit=False)
+    device.save()
+    _audit(actor, "recovery_code.use")
+    return device
+
+
+def _audit(actor: Actor | None, action: str) -> None:
+    """Two-factor changes belong to a person, not a tenant: they are recorded in the tenant the
+    person is acting in, when there is one."""
+    if actor is not None and actor.membership is not None:
+        audit_event_record(actor=actor, action=action, target=actor.membership)
 
 
 def manual_key(device: TOTPDevice) -> str:

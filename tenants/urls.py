@@ -11,7 +11,4 @@ account_patterns = [
     path("invitations/<str:token>/", views.invitation_view, name="invitation"),
 ]
 
-urlpatterns = [
-    path("", views.home_view, name="home"),
-    path("accounts/", include((account_patterns, "accounts"))),
-]
+urlpatterns = [path("accounts/", include((account_patterns, "accounts")))]

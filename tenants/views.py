@@ -21,7 +21,7 @@ from django_otp.decorators import otp_required
 from tenants import services, twofactor
 from tenants.access import ACTIVE_TENANT_SESSION_KEY, Actor, active_membership, memberships_of
 from tenants.errors import ServiceError
-from tenants.forms import LoginForm, SignupForm, TokenForm
+from tenants.forms import LoginForm, RecoveryCodeForm, SignupForm, TokenForm
 from tenants.models import User
 
 PENDING_KEY = "pending_sign_in"
@@ -72,6 +72,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 def verify_view(request: HttpRequest) -> HttpResponse:
+    """The second step: the app's current code or, with `?recovery`, a single-use recovery code."""
     pending = _pending_user(request)
     if pending is None:
         messages.info(request, "Sign in again: the sign-in took too long.")
@@ -80,12 +81,40 @@ def verify_view(request: HttpRequest) -> HttpResponse:
     device = twofactor.confirmed_device(user)
     if device is None:
         return redirect("accounts:enroll")
+    if "recovery" in request.GET:
+        return _verify_with_recovery_code(request, user, next_url)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"]):
             return _finish_sign_in(request, user, device, next_url)
         form.add_error("token", "That code is not right, or it expired. Try the current one.")
     return render(request, "accounts/verify.html", {"form": form, "email": user.email})
+
+
+def _verify_with_recovery_code(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
+    form = RecoveryCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        membership = active_membership(user, request.session.get(ACTIVE_TENANT_SESSION_KEY))
+        actor = (
+            Actor.for_membership(
+                membership,
+                ip_address=request.META.get("REMOTE_ADDR") or None,
+                request_id=getattr(request, "request_id", ""),
+            )
+            if membership
+            else None
+        )
+        device = twofactor.recovery_code_use(user, form.cleaned_data["code"], actor=actor)
+        if device is not None:
+            remaining = twofactor.recovery_codes_remaining(user)
+            messages.warning(
+                request,
+                f"You signed in with a recovery code; {remaining} unused code(s) remain. "
+                "Set up your authenticator again or generate new codes in Settings.",
+            )
+            return _finish_sign_in(request, user, device, next_url)
+        form.add_error("code", "That recovery code is not right, or it was used already.")
+    return render(request, "accounts/verify_recovery.html", {"form": form, "email": user.email})
 
 
 def enroll_view(request: HttpRequest) -> HttpResponse:
@@ -117,14 +146,6 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     auth_logout(request)
     messages.info(request, "You are signed out.")
     return redirect("accounts:login")
-
-
-@otp_required(login_url="accounts:login")
-def home_view(request: HttpRequest) -> HttpResponse:
-    assert isinstance(request.user, User)
-    memberships = memberships_of(request.user)
-    active = active_membership(request.user, request.session.get(ACTIVE_TENANT_SESSION_KEY))
-    return render(request, "accounts/home.html", {"memberships": memberships, "active": active})
 
 
 @require_POST

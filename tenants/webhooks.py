@@ -166,6 +166,16 @@ def endpoint_enable(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoi
     return endpoint
 
 
+def endpoint_disable(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
+    """Stop sending to an endpoint by hand; what is pending fails, and can be replayed once the
+    endpoint is enabled again. Disabling a disabled endpoint changes nothing."""
+    actor.require("webhooks:write")
+    with transaction.atomic():
+        _mark_disabled(endpoint, f"disabled by {actor.label}", actor)
+    endpoint.refresh_from_db()
+    return endpoint
+
+
 # --- Events -----------------------------------------------------------------------------------
 
 
@@ -405,8 +415,8 @@ def _wake_next(delivery: WebhookDelivery) -> None:
         _send_soon(following)
 
 
-def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
-    """Stop sending to an endpoint that keeps failing, and tell the tenant's owners and admins."""
+def _mark_disabled(endpoint: WebhookEndpoint, reason: str, actor: Actor) -> bool:
+    """Whether the endpoint was active and is now disabled, its pending deliveries failed."""
     updated = (
         WebhookEndpoint.objects.for_tenant(endpoint.tenant)
         .filter(pk=endpoint.pk, status=WebhookEndpoint.Status.ACTIVE)
@@ -417,9 +427,9 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
         )
     )
     if not updated:
-        return
+        return False
     audit_event_record(
-        actor=Actor.system("webhook delivery"),
+        actor=actor,
         action="webhook_endpoint.disabled",
         target=endpoint,
         changes={"status": ["active", "disabled"], "reason": [None, reason]},
@@ -427,6 +437,13 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
     WebhookDelivery.objects.for_tenant(endpoint.tenant).filter(
         endpoint=endpoint, status=WebhookDelivery.Status.PENDING
     ).update(status=WebhookDelivery.Status.FAILED, last_error="the endpoint was disabled")
+    return True
+
+
+def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
+    """Stop sending to an endpoint that keeps failing, and tell the tenant's owners and admins."""
+    if not _mark_disabled(endpoint, reason, Actor.system("webhook delivery")):
+        return
     recipients = list(
         Membership.objects.for_tenant(endpoint.tenant)
         .filter(role__in=[Role.OWNER, Role.ADMIN])

@@ -20,12 +20,13 @@ EXPECTED_TOP_LEVEL = {
     "calls",
     "workers",
     "billing",
+    "console",
     "templates",
     "platform",
     "tests",
     "docs",
 }
-APPS = ["tenants", "agents", "calls", "workers", "billing"]
+APPS = ["tenants", "agents", "calls", "workers", "billing", "console"]
 
 
 def test_the_standard_library_platform_module_still_works() -> None:

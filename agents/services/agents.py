@@ -10,6 +10,7 @@ from agents.models import (
     AgentVersion,
     KnowledgeBase,
     PhoneNumber,
+    PromptRevision,
     Tool,
     TrafficAllocation,
     VersionKnowledgeBase,
@@ -23,6 +24,7 @@ from agents.selectors import (
     version_links,
 )
 from agents.services import invalid, require_name
+from agents.services.prompts import declarations_with_new_placeholders, prompt_revision_for
 from agents.services.tools import normalise_tool
 from tenants.access import Actor
 from tenants.errors import Conflict, InvalidInput
@@ -215,6 +217,35 @@ def version_update(*, version: AgentVersion, actor: Actor, **fields: Any) -> Age
                 actor=actor, action="version.update", target=version, changes=changes
             )
     return version
+
+
+def _revision_for_text(version: AgentVersion, actor: Actor, text: str) -> PromptRevision | None:
+    """The revision holding `text`: the version's own when unchanged, else a revision of the same
+    template (of a template named after the agent when the version had none), declaring any new
+    placeholder as a variable."""
+    current = version.prompt_revision
+    if not text:
+        return None
+    if current is not None and current.body.strip() == text:
+        return current
+    declared = list(current.variables) if current else []
+    return prompt_revision_for(
+        tenant=version.tenant,
+        actor=actor,
+        template_name=current.template.name if current else version.agent.name,
+        body=text,
+        variables=declarations_with_new_placeholders(text, declared),
+    )
+
+
+def version_update_from_text(
+    *, version: AgentVersion, actor: Actor, instructions: str, **fields: Any
+) -> AgentVersion:
+    """Edit a draft whose instructions arrive as plain text (the console's editor) rather than
+    as a chosen prompt revision; the revision and the version change together or not at all."""
+    with transaction.atomic():
+        fields["prompt_revision"] = _revision_for_text(version, actor, instructions)
+        return version_update(version=version, actor=actor, **fields)
 
 
 def version_delete(*, version: AgentVersion, actor: Actor) -> None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import transaction
 
-from agents.models import Agent, AgentVersion, KnowledgeBase, PromptRevision, PromptTemplate, Tool
+from agents.models import Agent, AgentVersion, KnowledgeBase, Tool
 from agents.selectors import EXPORT_FORMAT, EXPORTED_VERSION_FIELDS
 from agents.services import invalid
 from agents.services.agents import (
@@ -14,7 +14,7 @@ from agents.services.agents import (
     version_create,
     version_publish,
 )
-from agents.services.prompts import prompt_revision_create, prompt_template_create
+from agents.services.prompts import prompt_revision_for
 from agents.versions import E164
 from tenants.access import Actor
 from tenants.errors import InvalidInput
@@ -74,22 +74,6 @@ def _shape_problems(document: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def _revision_for(tenant: Tenant, actor: Actor, prompt: dict[str, Any]) -> PromptRevision:
-    """The revision with this exact text, reusing the named template's when one matches."""
-    body, variables = prompt.get("body", ""), prompt.get("variables", [])
-    template = PromptTemplate.objects.for_tenant(tenant).filter(name=prompt["template"]).first()
-    if template is None:
-        return prompt_template_create(
-            tenant=tenant, actor=actor, name=prompt["template"], body=body, variables=variables
-        )[1]
-    for revision in (
-        PromptRevision.objects.for_tenant(tenant).filter(template=template).order_by("number")
-    ):
-        if revision.body == body and revision.variables == variables:
-            return revision
-    return prompt_revision_create(template=template, actor=actor, body=body, variables=variables)
-
-
 def agent_import(*, tenant: Tenant, actor: Actor, document: Any) -> Agent:
     """Create an agent, its versions (published ones are checked as on publishing) and its
     traffic split from a document. Everything is created, or nothing is."""
@@ -130,7 +114,13 @@ def agent_import(*, tenant: Tenant, actor: Actor, document: Any) -> Agent:
             fields = {key: item[key] for key in EXPORTED_VERSION_FIELDS if key in item}
             prompt = item.get("prompt")
             if prompt is not None:
-                fields["prompt_revision"] = _revision_for(tenant, actor, prompt)
+                fields["prompt_revision"] = prompt_revision_for(
+                    tenant=tenant,
+                    actor=actor,
+                    template_name=prompt["template"],
+                    body=prompt.get("body", ""),
+                    variables=prompt.get("variables", []),
+                )
                 fields["prompt_variables"] = prompt.get("values", {})
             try:
                 version = version_create(

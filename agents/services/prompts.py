@@ -125,3 +125,36 @@ def prompt_render(revision: PromptRevision, values: Any) -> str:
         raise invalid(
             exc.problems, "The template cannot be rendered", code="render_failed"
         ) from None
+
+
+def prompt_revision_for(
+    *, tenant: Tenant, actor: Actor, template_name: str, body: str, variables: Any
+) -> PromptRevision:
+    """The revision with this exact text: the named template's matching revision when one exists,
+    else a new revision of that template, or a new template when none has this name."""
+    template = PromptTemplate.objects.for_tenant(tenant).filter(name=template_name).first()
+    if template is None:
+        return prompt_template_create(
+            tenant=tenant, actor=actor, name=template_name, body=body, variables=variables
+        )[1]
+    for revision in (
+        PromptRevision.objects.for_tenant(tenant).filter(template=template).order_by("number")
+    ):
+        if revision.body == body and revision.variables == variables:
+            return revision
+    return prompt_revision_create(template=template, actor=actor, body=body, variables=variables)
+
+
+def declarations_with_new_placeholders(body: str, declared: list[dict[str, Any]]) -> list[Any]:
+    """`declared`, plus a text variable (without a default) for each placeholder of `body` not
+    declared yet: typing {{ hours }} into the instructions asks the version for a value."""
+    names = {item.get("name") for item in declared if isinstance(item, dict)}
+    added = [{"name": n, "type": "string"} for n in prompts.placeholders(body) if n not in names]
+    return [*declared, *added]
+
+
+def prompt_text_render(body: Any, variables: Any, values: Any) -> str:
+    """Unsaved text rendered exactly as a revision holding it would be (editors' previews);
+    every problem with the text or the values is named."""
+    _checked(body, variables)
+    return prompt_render(PromptRevision(body=body, variables=variables), values)

@@ -1,15 +1,12 @@
 """/v1/billing: what the tenant is billed for and why. `billing:read` (owners, finance) reads;
 `billing:write` (owners) changes the plan and the caps."""
 
-import csv
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
@@ -19,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services, stripe_sync
-from billing.models import CreditNote, Invoice, InvoiceLine, Meter, Plan, UsageEvent
+from billing.exports import csv_response
+from billing.models import CreditNote, Invoice, Meter, Plan, UsageEvent
 from billing.money import format_amount
 from tenants.api.base import TenantScopedMixin, TenantViewSet
 from tenants.api.pagination import CursorPagination
@@ -174,58 +172,11 @@ class UsageFilter(django_filters.FilterSet):
         fields = ["meter", "agent", "version", "call", "since", "until", "period"]
 
     def filter_period(self, events: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
-        period = services.period_at(services.subscription_for(self.request.tenant), timezone.now())
-        return events.filter(occurred_at__gte=period.start, occurred_at__lt=period.end)
+        return selectors.in_current_period(events, self.request.tenant)
 
 
 class UsagePagination(CursorPagination):
     ordering = ("-occurred_at", "-id")
-
-
-USAGE_COLUMNS = [
-    "id",
-    "meter",
-    "quantity",
-    "call",
-    "agent",
-    "version",
-    "reason",
-    "reverses",
-    "occurred_at",
-    "recorded_at",
-]
-
-
-class Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_response(rows: Iterable[list[Any]], filename: str) -> StreamingHttpResponse:
-    """Stream rows as CSV: memory stays flat however many there are."""
-    writer = csv.writer(Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-def usage_rows(events: QuerySet[Any]) -> Iterator[list[Any]]:
-    yield USAGE_COLUMNS
-    for e in events.values_list(
-        "public_id",
-        "meter",
-        "quantity",
-        "reference",
-        "agent",
-        "version",
-        "reason",
-        "reverses__public_id",
-        "occurred_at",
-        "recorded_at",
-    ).iterator(chunk_size=2000):
-        yield [*e[:8], e[8].isoformat(), e[9].isoformat()]
 
 
 def usage_page(view: TenantViewSet, request: Request, events: QuerySet[Any]) -> Response:
@@ -273,7 +224,7 @@ class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The filtered ledger as CSV, oldest first."""
         events = self.filter_queryset(self.get_queryset()).order_by("occurred_at", "id")
-        return csv_response(usage_rows(events), "usage.csv")
+        return csv_response(selectors.usage_rows(events), "usage.csv")
 
 
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -298,15 +249,10 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         """The usage events the invoice charges (or one usage line, with `line`), each
         linking to its call."""
         invoice = self.get_object()
-        lines = (
-            InvoiceLine.objects.for_tenant(self.tenant).filter(invoice=invoice).exclude(meter="")
-        )
         position = request.query_params.get("line")
-        if position is not None:
-            if not position.isdigit():
-                raise InvalidInput.field("line", "A line's position, a whole number.")
-            lines = lines.filter(position=int(position))
-        events = selectors.lines_events(list(lines))
+        if position is not None and not position.isdigit():
+            raise InvalidInput.field("line", "A line's position, a whole number.")
+        events = selectors.invoice_usage_events(invoice, int(position) if position else None)
         if events is None:
             raise NotFound("This invoice has no usage line at that position.")
         return usage_page(self, request, events)
@@ -316,38 +262,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The invoice's lines as CSV."""
         invoice = self.get_object()
-        header = [
-            "invoice",
-            "number",
-            "position",
-            "kind",
-            "meter",
-            "description",
-            "quantity",
-            "unit_amount",
-            "amount",
-            "currency",
-            "period_start",
-            "period_end",
-        ]
-        rows = [header] + [
-            [
-                invoice.public_id,
-                invoice.number,
-                line.position,
-                line.kind,
-                line.meter,
-                line.description,
-                line.quantity,
-                line.unit_amount,
-                line.amount,
-                invoice.currency,
-                line.period_start.isoformat(),
-                line.period_end.isoformat(),
-            ]
-            for line in invoice.lines.all()
-        ]
-        return csv_response(rows, f"invoice-{invoice.number}.csv")
+        return csv_response(selectors.invoice_rows(invoice), f"invoice-{invoice.number}.csv")
 
     @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
@@ -433,8 +348,7 @@ class PlanListView(TenantScopedMixin):
 
     @extend_schema(responses=PlanSerializer(many=True), operation_id="billing_plans")
     def get(self, request: Request) -> Response:
-        plans = Plan.objects.filter(is_public=True).prefetch_related("prices").order_by("code")
-        return Response(PlanSerializer(plans, many=True).data)
+        return Response(PlanSerializer(selectors.public_plans(), many=True).data)
 
 
 class PreviewView(TenantScopedMixin):

@@ -1,19 +1,22 @@
 from typing import Any
 
-import django_filters
-from django.db.models import Prefetch
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from calls import services
+from calls import recordings, services
 from calls.models import Call, CallEvent, Outcome
-from calls.selectors import awaiting_redaction, transcript, visible_payload
+from calls.selectors import (
+    CallFilter,
+    awaiting_redaction,
+    transcript,
+    visible_payload,
+    with_outcome,
+)
 from tenants.api.base import TenantViewSet
 from tenants.api.pagination import CursorPagination
 
@@ -134,32 +137,6 @@ class TurnSerializer(serializers.Serializer[Any]):
     offset_ms = serializers.IntegerField()
 
 
-class CallFilter(django_filters.FilterSet):
-    agent = django_filters.CharFilter(field_name="agent__public_id", label="agt_…")
-    version = django_filters.CharFilter(field_name="version__public_id", label="ver_…")
-    number = django_filters.CharFilter(field_name="phone_number__e164", label="E.164 number called")
-    status = django_filters.ChoiceFilter(choices=Call.Status.choices)
-    end_reason = django_filters.ChoiceFilter(choices=Call.EndReason.choices)
-    outcome = django_filters.CharFilter(field_name="outcomes__label", label="outcome label")
-    resolved = django_filters.BooleanFilter(field_name="outcomes__resolved")
-    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
-
-    class Meta:
-        model = Call
-        fields = [
-            "agent",
-            "version",
-            "number",
-            "status",
-            "end_reason",
-            "outcome",
-            "resolved",
-            "since",
-            "until",
-        ]
-
-
 class CallPagination(CursorPagination):
     ordering = ("-started_at", "-id")
 
@@ -186,9 +163,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
     }
 
     def scope_queryset(self, queryset: Any) -> Any:
-        return queryset.select_related("phone_number", "agent", "version").prefetch_related(
-            Prefetch("outcomes", queryset=Outcome.all_tenants.select_related("decided_by"))
-        )
+        return with_outcome(queryset)
 
     @extend_schema(request=None, responses=CallSerializer)
     @action(detail=True, methods=["post"])
@@ -215,14 +190,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
     @action(detail=True, methods=["get"])
     def recording(self, request: Request, *args: Any, **kwargs: Any) -> FileResponse:
         """The call's recording: a 16-bit 8 kHz stereo WAV, caller left, agent right."""
-        call = self.get_object()
-        if not call.recording:
-            raise NotFound("This call has no recording.")
-        response = FileResponse(
-            call.recording.open("rb"), content_type="audio/wav", filename=f"{call.public_id}.wav"
-        )
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return recordings.download(self.get_object())
 
     @extend_schema(responses=CallEventSerializer(many=True))
     @action(detail=True, methods=["get"])

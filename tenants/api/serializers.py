@@ -3,6 +3,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tenants import services
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, User
 from tenants.roles import MATRIX, Role
 
@@ -87,9 +88,7 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 
     @extend_schema_field(serializers.ChoiceField(choices=["active", "revoked", "expired"]))
     def get_status(self, api_key: ApiKey) -> str:
-        if api_key.revoked_at is not None:
-            return "revoked"
-        return "active" if api_key.is_usable() else "expired"
+        return services.api_key_status(api_key)
 
 
 class ApiKeyCreateSerializer(serializers.Serializer[ApiKey]):

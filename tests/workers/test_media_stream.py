@@ -57,6 +57,7 @@ def test_a_conversation_with_a_tool_from_greeting_to_hang_up(
         [
             Step("wait_for_agent"),
             Step("say", "What time do you open on Saturday?"),
+            Step("wait_for_agent"),
             Step("say", "Thanks, goodbye"),
             Step("wait_for_hangup", seconds=10),
         ],
@@ -203,6 +204,7 @@ def test_a_slow_tool_becomes_an_error_the_agent_speaks_about(
             [
                 Step("wait_for_agent"),
                 Step("say", 'Where is my order? [[order_status {"order_id": "A17"}]]'),
+                Step("wait_for_agent"),  # the answer comes after the tool's timeout
                 Step("say", "Thanks, goodbye"),
                 Step("wait_for_hangup", seconds=10),
             ],

@@ -1,0 +1,56 @@
+from tests.console_pages import Page
+
+PAGES = [
+    Page("agents", "agents:read"),
+    Page("agent-new", "agents:write"),
+    Page("agent", "agents:read", object="agent"),
+    Page(
+        "agent-update",
+        "agents:write",
+        object="agent",
+        method="POST",
+        data=lambda w: {"name": "Renamed", "status": "active"},
+    ),
+    Page(
+        "version-create",
+        "agents:write",
+        object="agent",
+        method="POST",
+        data=lambda w: {"based_on": w.published_version.public_id},
+    ),
+    Page("agent-diff", "agents:read", object="agent"),
+    Page("agent-split", "agents:publish", object="agent"),
+    Page(
+        "agent-rollback",
+        "agents:publish",
+        object="agent",
+        method="POST",
+        data=lambda w: {"version": w.published_version.public_id},
+    ),
+    Page("version", "agents:read", object="version"),
+    Page(
+        "version-save",
+        "agents:write",
+        object="version",
+        method="POST",
+        data=lambda w: {
+            "instructions": "Changed",
+            "voice": "marin",
+            "languages": "en",
+            "outcome_taxonomy": "resolved, yes",
+            "max_call_duration_seconds": "600",
+            "silence_timeout_seconds": "30",
+        },
+    ),
+    Page(
+        "version-preview",
+        "agents:read",
+        object="version",
+        method="POST",
+        data=lambda w: {"instructions": "Hello {{ company }}", "prompt_variables": ""},
+        notes="renders the editor's text; changes nothing",
+    ),
+    Page("version-publish", "agents:publish", object="version", method="POST"),
+    Page("version-archive", "agents:publish", object="published_version", method="POST"),
+    Page("version-delete", "agents:write", object="version", method="POST"),
+]
