@@ -26,6 +26,7 @@ from agents.models import (
 )
 from agents.versions import SCALAR_FIELDS
 from tenants.models import Tenant
+from tenants.rls import tenant_lookup
 
 # --- Knowledge --------------------------------------------------------------------------------
 
@@ -91,11 +92,12 @@ def knowledge_search(
 def active_number(e164: str) -> PhoneNumber | None:
     """The number a call was placed to, whichever tenant holds it (calls arrive before the tenant
     is known)."""
-    return (
-        PhoneNumber.all_tenants.select_related("tenant", "agent", "carrier_account")
-        .filter(e164=e164, status=PhoneNumber.Status.ACTIVE)
-        .first()
-    )
+    with tenant_lookup("the number a call was placed to"):
+        return (
+            PhoneNumber.all_tenants.select_related("tenant", "agent", "carrier_account")
+            .filter(e164=e164, status=PhoneNumber.Status.ACTIVE)
+            .first()
+        )
 
 
 def traffic_split(agent: Agent) -> list[TrafficAllocation]:

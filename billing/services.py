@@ -13,6 +13,7 @@ invoice, late-usage line or credit note.
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from billing.pricing import Bill, Pricing, charge
 from tenants.access import Actor
 from tenants.errors import InvalidInput
 from tenants.models import Membership, Tenant
+from tenants.rls import tenant_context
 from tenants.roles import Role
 from tenants.services import audit_event_record
 
@@ -71,7 +73,7 @@ def usage_set_many(*, tenant: Tenant, meter: str, wanted: dict[str, Usage]) -> l
         _hold_ledger(subscription)
         appended = _append(tenant, meter, wanted)
     if appended:
-        transaction.on_commit(lambda: _check_soft_limits(subscription))
+        transaction.on_commit(partial(_check_soft_limits, subscription))
     return appended
 
 
@@ -292,9 +294,15 @@ def calls_allowed(tenant: Tenant) -> bool:
 
 
 def _check_soft_limits(subscription: Subscription) -> None:
-    """Tell the tenant's owners and finance people, once a period, that a soft cap is reached."""
+    """Tell the tenant's owners and finance people, once a period, that a soft cap is reached.
+    Runs after the usage commits, in a transaction of its own."""
     if subscription.usage_soft_limit is None and subscription.spend_soft_limit is None:
         return
+    with tenant_context(subscription.tenant_id):
+        _notify_soft_limits(subscription)
+
+
+def _notify_soft_limits(subscription: Subscription) -> None:
     now = standing(subscription.tenant)
     if not now.soft_reached:
         return

@@ -15,6 +15,7 @@ from billing import services
 from billing.models import Invoice, StripeEvent, Subscription
 from tenants.access import Actor
 from tenants.models import Tenant
+from tenants.rls import tenant_context
 from tenants.services import audit_event_record
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,11 @@ def process(stored: StripeEvent) -> str:
         if handler is None:
             logger.info("Stripe event type not handled", extra={"event_type": locked.type})
             result = "ignored: type not handled"
+        elif (tenant := _tenant(obj)) is None:
+            result = "ignored: not one of our tenants"
         else:
-            result = handler(obj, locked.created)
+            with tenant_context(tenant):  # the tenant named in the object's metadata
+                result = handler(obj, locked.created)
         locked.processed_at, locked.result = timezone.now(), result[:255]
         locked.save(update_fields=["processed_at", "result"])
         return result

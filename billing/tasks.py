@@ -14,6 +14,7 @@ from django.db import transaction
 from billing import services, stripe_sync
 from billing.models import CreditNote, Invoice, Subscription
 from tenants.models import Tenant
+from tenants.rls import rls_bypass, tenant_context, tenant_lookup
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +24,14 @@ def close_due_periods() -> int:
     """Invoice every ended period, then issue credit notes for reversals on earlier invoices."""
     issued = 0
     for tenant in Tenant.objects.all():
-        for period in services.periods_due(tenant):
-            invoice = services.period_close(tenant, period)
-            issued += 1
-            if stripe_sync.enabled():
-                transaction.on_commit(partial(sync_invoice.delay, invoice.pk))
-        for note in services.settle(tenant):
+        with tenant_context(tenant):
+            for period in services.periods_due(tenant):
+                invoice = services.period_close(tenant, period)
+                issued += 1
+                if stripe_sync.enabled():
+                    transaction.on_commit(partial(sync_invoice.delay, invoice.pk))
+            notes = services.settle(tenant)
+        for note in notes:
             if stripe_sync.enabled():
                 sync_credit_note.delay(note.pk)
     return issued
@@ -42,12 +45,14 @@ def close_due_periods() -> int:
     time_limit=300,
 )
 def sync_invoice(invoice_id: int) -> None:
-    invoice = Invoice.all_tenants.select_related("tenant").get(pk=invoice_id)
-    stripe_sync.sync_invoice(invoice)
-    for note in CreditNote.objects.for_tenant(invoice.tenant).filter(
-        invoice=invoice, stripe_credit_note=""
-    ):
-        stripe_sync.sync_credit_note(note)
+    with tenant_lookup("invoice to send to Stripe"):
+        invoice = Invoice.all_tenants.select_related("tenant").get(pk=invoice_id)
+    with tenant_context(invoice.tenant):
+        stripe_sync.sync_invoice(invoice)
+        for note in CreditNote.objects.for_tenant(invoice.tenant).filter(
+            invoice=invoice, stripe_credit_note=""
+        ):
+            stripe_sync.sync_credit_note(note)
 
 
 @shared_task(
@@ -58,9 +63,10 @@ def sync_invoice(invoice_id: int) -> None:
     time_limit=300,
 )
 def sync_credit_note(note_id: int) -> None:
-    stripe_sync.sync_credit_note(
-        CreditNote.all_tenants.select_related("tenant", "invoice").get(pk=note_id)
-    )
+    with tenant_lookup("credit note to send to Stripe"):
+        note = CreditNote.all_tenants.select_related("tenant", "invoice").get(pk=note_id)
+    with tenant_context(note.tenant):
+        stripe_sync.sync_credit_note(note)
 
 
 @shared_task(acks_late=True, time_limit=600, soft_time_limit=570)
@@ -70,9 +76,12 @@ def sync_to_stripe() -> int:
     if not stripe_sync.enabled():
         return 0
     reported = 0
-    for tenant in Tenant.objects.filter(pk__in=Subscription.all_tenants.values("tenant")):
+    with rls_bypass("Stripe sync: tenants with a subscription"):
+        tenants = list(Tenant.objects.filter(pk__in=Subscription.all_tenants.values("tenant")))
+    for tenant in tenants:
         try:
-            reported += stripe_sync.sync_tenant(tenant)
+            with tenant_context(tenant):
+                reported += stripe_sync.sync_tenant(tenant)
         except stripe.StripeError:
             logger.exception("Stripe sync failed", extra={"tenant_id": tenant.public_id})
     return reported
@@ -84,13 +93,22 @@ def reconcile_stripe() -> int:
     if not stripe_sync.enabled():
         return 0
     drifted = 0
-    for subscription in Subscription.all_tenants.select_related("tenant").exclude(
-        stripe_customer=""
-    ):
-        tenant = subscription.tenant
-        for invoice in Invoice.objects.for_tenant(tenant).order_by("-period_start")[:2]:
+    with rls_bypass("Stripe reconciliation: tenants billed through Stripe"):
+        tenants = [
+            subscription.tenant
+            for subscription in Subscription.all_tenants.select_related("tenant").exclude(
+                stripe_customer=""
+            )
+        ]
+    for tenant in tenants:
+        with tenant_context(tenant):
+            invoices = list(Invoice.objects.for_tenant(tenant).order_by("-period_start")[:2])
+        for invoice in invoices:
             try:
-                results = stripe_sync.reconcile(tenant, invoice.period_start, invoice.period_end)
+                with tenant_context(tenant):
+                    results = stripe_sync.reconcile(
+                        tenant, invoice.period_start, invoice.period_end
+                    )
             except stripe.StripeError:
                 logger.exception("reconciliation failed", extra={"tenant_id": tenant.public_id})
                 continue

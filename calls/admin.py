@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from calls.models import Call, CallEvent, Outcome
+from calls.models import Call, CallEvent, Erasure, Outcome
 from tenants.admin import ReadOnlyAdmin
 
 
@@ -73,3 +73,10 @@ class CallEventAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["call__public_id"]
     list_select_related = ["tenant", "call"]
+
+
+@admin.register(Erasure)
+class ErasureAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "tenant", "requested_by_label", "counts", "created_at"]
+    search_fields = ["public_id", "tenant__name"]
+    list_select_related = ["tenant"]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion, PhoneNumber
@@ -94,6 +95,13 @@ class Call(TenantOwnedModel):
     recording_sha256 = models.CharField(max_length=64, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    # The data lifecycle (calls/lifecycle.py): when the tenant's retention period ended for the
+    # call's recording and for what was said (whatever existed was removed then), and when its
+    # caller's personal data was erased on request.
+    recording_expired_at = models.DateTimeField(null=True, blank=True)
+    transcript_expired_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "public_id"], name="call_public_id"),
@@ -105,6 +113,22 @@ class Call(TenantOwnedModel):
             models.Index(fields=["tenant", "-started_at"], name="call_recent"),
             models.Index(fields=["tenant", "status"], name="call_by_status"),
             models.Index(fields=["tenant", "agent", "-started_at"], name="call_by_agent"),
+            # The daily retention task walks the calls it has not dealt with yet, oldest first;
+            # calls it is done with leave these indexes, so its work stays proportional to what
+            # is due rather than to the history kept.
+            models.Index(
+                fields=["tenant", "started_at"],
+                condition=Q(recording_expired_at=None),
+                name="tenant_call_recording_due",
+            ),
+            models.Index(
+                fields=["tenant", "started_at"],
+                condition=Q(transcript_expired_at=None),
+                name="tenant_call_transcript_due",
+            ),
+            # An erasure finds a number's calls on either side.
+            models.Index(fields=["tenant", "caller"], name="tenant_call_by_caller"),
+            models.Index(fields=["tenant", "callee"], name="tenant_call_by_callee"),
         ]
 
     def __str__(self) -> str:
@@ -112,7 +136,9 @@ class Call(TenantOwnedModel):
 
     @property
     def audit_label(self) -> str:
-        return f"call from {self.caller}"
+        # Never the caller's number: the audit log is append-only, so nothing written there
+        # could be erased later.
+        return f"{self.direction} call of {self.started_at:%Y-%m-%d %H:%M} UTC"
 
     @property
     def is_live(self) -> bool:
@@ -215,3 +241,54 @@ class PostCallJob(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"post-call work for {self.call_id}"
+
+
+class Erasure(TenantOwnedModel):
+    """A request to erase the personal data of every call one phone number made or took, and
+    what it removed. The number itself is never stored: only a keyed hash of it (per tenant), so
+    a later request can tell whether the number was erased before."""
+
+    public_id = PublicIdField("era")
+    number_hash = models.CharField(max_length=64)
+    # Who asked, as a snapshot (like the audit log): a member or an API key.
+    requested_by_type = models.CharField(max_length=16)
+    requested_by_id = models.CharField(max_length=40, blank=True)
+    requested_by_label = models.CharField(max_length=254, blank=True)
+    # What was removed, by kind (calls.lifecycle.Removed).
+    counts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "public_id"], name="tenant_erasure_public_id"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="tenant_erasure_recent"),
+            models.Index(fields=["tenant", "number_hash"], name="tenant_erasure_by_number"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def audit_label(self) -> str:
+        return f"erasure {self.public_id}"
+
+
+class RetentionCheckpoint(TenantOwnedModel):
+    """How far the daily retention task has got with a tenant's webhook deliveries, which carry
+    no marker of their own: every delivery created before `webhook_bodies_through` has lost its
+    body, except one still being retried then, which is looked at again on later runs."""
+
+    webhook_bodies_through = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="tenant_retention_checkpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"retention of tenant {self.tenant_id}"

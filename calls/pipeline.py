@@ -118,15 +118,28 @@ def outcome_fields(decision: Decision) -> dict[str, Any]:
 def apply_decision(call: Call, decision: Decision, *, decided_by: Any = None) -> Outcome:
     """Write a decision as the call's outcome (creating or replacing it) and its summary."""
     fields = {**outcome_fields(decision), "decided_by": decided_by}
+    if conversation_removed(call):
+        # What was said is gone (retention or erasure): nothing decided may bring it back.
+        fields["evidence"] = [
+            {k: v for k, v in item.items() if k != "quote"} if isinstance(item, dict) else item
+            for item in fields["evidence"]
+        ]
+        if decision.source == Outcome.Source.MODEL:
+            fields["rationale"] = ""
     outcome, _ = Outcome.objects.for_tenant(call.tenant).update_or_create(
         call=call, defaults=fields, create_defaults={"tenant": call.tenant, **fields}
     )
-    if decision.summary or decision.extracted:
+    if (decision.summary or decision.extracted) and not conversation_removed(call):
         call.summary, call.extracted = decision.summary, decision.extracted
         Call.objects.for_tenant(call.tenant).filter(pk=call.pk).update(
             summary=decision.summary, extracted=decision.extracted
         )
     return outcome
+
+
+def conversation_removed(call: Call) -> bool:
+    """Whether the call's transcript, tool data and summary were removed (calls/lifecycle.py)."""
+    return call.transcript_expired_at is not None or call.erased_at is not None
 
 
 # --- 4. Billing -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from django.db.models import Prefetch, QuerySet
 
 from calls.models import Call, CallEvent, Outcome
 from calls.redaction import Policy
+from tenants.api.filters import BooleanFilter, IsoDateTimeFilter
+from tenants.rls import tenant_lookup
 
 AWAITING_REDACTION = "[awaiting redaction]"
 PRIVATE_KINDS = (CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL)
@@ -12,11 +14,12 @@ PRIVATE_KINDS = (CallEvent.Kind.TRANSCRIPT, CallEvent.Kind.TOOL_CALL)
 
 def call_by_carrier_id(carrier: str, carrier_call_id: str) -> Call | None:
     """The call a carrier's callback names (any tenant: callbacks arrive before it is known)."""
-    return (
-        Call.all_tenants.select_related("tenant", "phone_number__carrier_account")
-        .filter(carrier=carrier, carrier_call_id=carrier_call_id)
-        .first()
-    )
+    with tenant_lookup("the call a carrier's callback names"):
+        return (
+            Call.all_tenants.select_related("tenant", "phone_number__carrier_account")
+            .filter(carrier=carrier, carrier_call_id=carrier_call_id)
+            .first()
+        )
 
 
 def awaiting_redaction(call: Call) -> bool:
@@ -69,9 +72,9 @@ class CallFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Call.Status.choices)
     end_reason = django_filters.ChoiceFilter(choices=Call.EndReason.choices)
     outcome = django_filters.CharFilter(field_name="outcomes__label", label="outcome label")
-    resolved = django_filters.BooleanFilter(field_name="outcomes__resolved")
-    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    resolved = BooleanFilter(field_name="outcomes__resolved")
+    since = IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Call

@@ -3,6 +3,7 @@ a call arrives, when it is answered, every few seconds to flush events and beat 
 once when it ends."""
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,10 +21,11 @@ from billing.services import calls_allowed, invoiced_at
 from calls import pipeline
 from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.tagging import Decision, decide, facts_of
-from tenants import webhooks
+from tenants import ratelimit, webhooks
 from tenants.access import Actor
-from tenants.errors import Conflict, InvalidInput
+from tenants.errors import Conflict, InvalidInput, TooManyRequests
 from tenants.models import Tenant
+from tenants.rls import tenant_context
 from tenants.services import audit_event_record
 
 logger = logging.getLogger(__name__)
@@ -106,6 +108,35 @@ def call_open(
         # The same webhook twice at once: the other request recorded it.
         call = Call.all_tenants.get(carrier=carrier, carrier_call_id=carrier_call_id)
         return Admission(call, call.version if call.is_live else None, created=False)
+
+
+def outbound_call_admit(*, tenant: Tenant) -> None:
+    """Count one outbound call (today: a test call from the console) against the tenant's
+    `max_outbound_calls_per_minute`, or refuse it with TooManyRequests.
+
+    The count is one atomic increment in the shared cache per clock minute, so however many
+    requests arrive at once, at most the limit are let through in a minute; the next minute
+    starts from zero. Call it before placing the call.
+    """
+    limit = tenant.max_outbound_calls_per_minute
+    wait = ratelimit.take(f"outbound-calls:{tenant.public_id}", limit, window=60)
+    if wait is None:
+        return
+    if limit == 0:
+        raise TooManyRequests(
+            "This account may not place outbound calls; the platform operator sets this limit.",
+            limit=0,
+            resets_at=None,
+            code="outbound_call_limit_reached",
+        )
+    resets_at = timezone.now() + timedelta(seconds=wait)
+    raise TooManyRequests(
+        f"This account may place {limit} outbound call{'' if limit == 1 else 's'} a minute; "
+        f"try again in {math.ceil(wait)} second{'' if math.ceil(wait) == 1 else 's'}.",
+        limit=limit,
+        resets_at=resets_at,
+        code="outbound_call_limit_reached",
+    )
 
 
 def call_answered(call: Call, *, sandbox: bool) -> bool:
@@ -222,21 +253,29 @@ def calls_sweep() -> int:
     now = timezone.now()
     ended = 0
     for tenant in Tenant.objects.all():
-        live = Call.objects.for_tenant(tenant).filter(
-            status__in=[Call.Status.RINGING, Call.Status.IN_PROGRESS]
-        )
-        lost = live.filter(status=Call.Status.IN_PROGRESS, heartbeat_at__lt=now - HEARTBEAT_TIMEOUT)
-        unanswered = live.filter(status=Call.Status.RINGING, started_at__lt=now - STREAM_WAIT)
-        for call in lost.select_related("phone_number__carrier_account"):
-            if call_finalize(
-                call, status=Call.Status.FAILED, end_reason=Call.EndReason.WORKER_LOST
-            ):
-                ended += 1
-                _hang_up_unsupervised(call)
-        for call in unanswered:
-            ended += call_finalize(
-                call, status=Call.Status.FAILED, end_reason=Call.EndReason.STREAM_NEVER_CONNECTED
+        with tenant_context(tenant):
+            live = Call.objects.for_tenant(tenant).filter(
+                status__in=[Call.Status.RINGING, Call.Status.IN_PROGRESS]
             )
+            lost = live.filter(
+                status=Call.Status.IN_PROGRESS, heartbeat_at__lt=now - HEARTBEAT_TIMEOUT
+            )
+            unanswered = live.filter(status=Call.Status.RINGING, started_at__lt=now - STREAM_WAIT)
+            hang_up = []
+            for call in lost.select_related("phone_number__carrier_account"):
+                if call_finalize(
+                    call, status=Call.Status.FAILED, end_reason=Call.EndReason.WORKER_LOST
+                ):
+                    ended += 1
+                    hang_up.append(call)
+            for call in unanswered:
+                ended += call_finalize(
+                    call,
+                    status=Call.Status.FAILED,
+                    end_reason=Call.EndReason.STREAM_NEVER_CONNECTED,
+                )
+        for call in hang_up:  # outside the transaction: a request to OpenAI
+            _hang_up_unsupervised(call)
     return ended
 
 
@@ -292,9 +331,11 @@ def _outcome_changed(call: Call, before: Outcome | None, after: Outcome, actor: 
         actor=actor,
         action="call.outcome_changed",
         target=call,
+        # Not the rationale: it may retell the conversation, and the audit log is append-only,
+        # so nothing in it could be removed with the call's data (calls/lifecycle.py).
         changes={
             key: [old.get(key) if old else None, new[key]]
-            for key in ("label", "resolved", "source", "rationale")
+            for key in ("label", "resolved", "source")
             if (old or {}).get(key) != new[key]
         },
     )
@@ -317,16 +358,27 @@ def _outcome_changed(call: Call, before: Outcome | None, after: Outcome, actor: 
     )
 
 
+_REMOVED = (
+    "What was said on this call was removed (retention or erasure), so it cannot be decided "
+    "again; set the outcome by hand instead."
+)
+
+
 def outcome_retag(*, call: Call, actor: Actor) -> Outcome:
     """Decide the outcome again (rules, model, heuristic) with the version's current taxonomy."""
     actor.require("calls:write")
     if call.ended_at is None:
         raise Conflict("The call has not ended yet.")
+    if pipeline.conversation_removed(call):
+        raise Conflict(_REMOVED, code="conversation_removed")
     if call.redacted_at is None:
         pipeline.redact(call)
     decision = decide(facts_of(call))
     with transaction.atomic():
         Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
+        call.refresh_from_db()
+        if pipeline.conversation_removed(call):  # removed while the decision was being made
+            raise Conflict(_REMOVED, code="conversation_removed")
         before = pipeline.outcome_of(call)
         after = pipeline.apply_decision(call, decision)
         _outcome_changed(call, before, after, actor)
@@ -353,6 +405,7 @@ def outcome_set(*, call: Call, actor: Actor, label: str, rationale: str = "") ->
     )
     with transaction.atomic():
         Call.objects.for_tenant(call.tenant).select_for_update().get(pk=call.pk)
+        call.refresh_from_db()  # as the lifecycle may have left it (calls/lifecycle.py)
         before = pipeline.outcome_of(call)
         if before is not None:
             decision.evidence = before.evidence

@@ -10,11 +10,13 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from calls import pipeline
+from calls import lifecycle, pipeline
 from calls.models import PostCallJob
 from calls.services import calls_sweep
 from calls.tagging import model_configured
+from tenants.access import Actor
 from tenants.models import Tenant
+from tenants.rls import rls_bypass, tenant_context
 
 # Database hiccups and storage errors are worth retrying; anything else is a bug to look at.
 RETRYABLE = (DatabaseError, OSError)
@@ -57,16 +59,20 @@ def process_calls(self: Task, tenant_id: int, call_ids: list[int]) -> int:
     if tenant is None:
         return 0
     run = self.request.id or uuid.uuid4().hex  # the same on a redelivery of this task
-    return pipeline.process(tenant, pipeline.claim(tenant, call_ids, batch_size(), run))
+    with tenant_context(tenant):  # the claim commits first, so other tasks see it at once
+        claimed = pipeline.claim(tenant, call_ids, batch_size(), run)
+    with tenant_context(tenant):
+        return pipeline.process(tenant, claimed)
 
 
 def post_call_queue(job: PostCallJob) -> None:
     """Queue the pipeline for a job, after the transaction that wrote it commits."""
 
     def send() -> None:
-        PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
-            queued_at=timezone.now(), times_queued=F("times_queued") + 1
-        )
+        with tenant_context(job.tenant_id):
+            PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
+                queued_at=timezone.now(), times_queued=F("times_queued") + 1
+            )
         process_calls.delay(job.tenant_id, [job.call_id])
 
     transaction.on_commit(send, robust=True)
@@ -79,16 +85,52 @@ def dispatch_post_call() -> int:
     stale = timezone.now() - REQUEUE_AFTER
     queued = 0
     for tenant in Tenant.objects.all():
-        waiting = PostCallJob.objects.for_tenant(tenant).filter(
-            Q(queued_at=None) | Q(queued_at__lt=stale), finished_at=None
-        )
-        call_ids = list(waiting.order_by("pk").values_list("call_id", flat=True))
-        size = batch_size()
-        for start in range(0, len(call_ids), size):
-            batch = call_ids[start : start + size]
-            PostCallJob.objects.for_tenant(tenant).filter(call_id__in=batch).update(
-                queued_at=timezone.now(), times_queued=F("times_queued") + 1
+        with tenant_context(tenant):
+            waiting = PostCallJob.objects.for_tenant(tenant).filter(
+                Q(queued_at=None) | Q(queued_at__lt=stale), finished_at=None
             )
+            call_ids = list(waiting.order_by("pk").values_list("call_id", flat=True))
+            size = batch_size()
+            batches = [call_ids[start : start + size] for start in range(0, len(call_ids), size)]
+            for batch in batches:
+                PostCallJob.objects.for_tenant(tenant).filter(call_id__in=batch).update(
+                    queued_at=timezone.now(), times_queued=F("times_queued") + 1
+                )
+        for batch in batches:  # once the marks are committed
             process_calls.delay(tenant.pk, batch)
         queued += len(call_ids)
     return queued
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def apply_retention() -> int:
+    """The daily retention sweep: one task per tenant (lifecycle.retention_apply). Returns how
+    many were queued."""
+    with rls_bypass("retention: list the tenants whose data ages"):
+        tenant_ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+    for tenant_id in tenant_ids:
+        apply_tenant_retention.delay(tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+    time_limit=420,
+    soft_time_limit=390,
+)
+def apply_tenant_retention(tenant_id: int) -> dict[str, int]:
+    """Remove what is past one tenant's retention periods, in batches. A run that reaches its
+    time budget queues the next at once; every batch marks what it did, so a retried or
+    repeated run changes nothing twice. Returns the counts removed."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return {}
+    run = lifecycle.retention_apply(tenant=tenant, actor=Actor.system("retention"))
+    if run.more:
+        apply_tenant_retention.delay(tenant_id)
+    return run.removed.as_dict()

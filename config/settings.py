@@ -114,6 +114,10 @@ else:
     _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
+# PostgreSQL only: the role the application connects as, subject to row-level security. `migrate`
+# (run as the tables' owner) creates it when missing and grants it rows; see docs/security.md.
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", "switchboard_app")
+DATABASE_APP_PASSWORD = env_str("DATABASE_APP_PASSWORD", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ----------------------------------------------
@@ -168,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
     "close-billing-periods": {"task": "billing.tasks.close_due_periods", "schedule": 3600.0},
     "sync-to-stripe": {"task": "billing.tasks.sync_to_stripe", "schedule": 300.0},
     "reconcile-stripe": {"task": "billing.tasks.reconcile_stripe", "schedule": 86400.0},
+    # Tenants' retention periods (docs/privacy.md): a day's delay is within any period.
+    "apply-retention": {"task": "calls.tasks.apply_retention", "schedule": 86400.0},
 }
 # acks_late tasks go back to the queue when a worker dies, after the visibility timeout: it must
 # be longer than any task's time limit, or a slow task would run twice at once.
@@ -344,6 +350,17 @@ TENANT_DEFAULT_MAX_CONCURRENT_CALLS = env_int("TENANT_DEFAULT_MAX_CONCURRENT_CAL
 TENANT_DEFAULT_MAX_AGENTS = env_int("TENANT_DEFAULT_MAX_AGENTS", 50)
 TENANT_DEFAULT_MAX_PHONE_NUMBERS = env_int("TENANT_DEFAULT_MAX_PHONE_NUMBERS", 20)
 TENANT_DEFAULT_MAX_DOCUMENT_BYTES = env_int("TENANT_DEFAULT_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)
+TENANT_DEFAULT_MAX_OUTBOUND_CALLS_PER_MINUTE = env_int(
+    "TENANT_DEFAULT_MAX_OUTBOUND_CALLS_PER_MINUTE", 10
+)
+TENANT_DEFAULT_MAX_NUMBER_PURCHASES_PER_DAY = env_int(
+    "TENANT_DEFAULT_MAX_NUMBER_PURCHASES_PER_DAY", 5
+)
+TENANT_DEFAULT_RECORDING_RETENTION_DAYS = env_int("TENANT_DEFAULT_RECORDING_RETENTION_DAYS", 90)
+TENANT_DEFAULT_TRANSCRIPT_RETENTION_DAYS = env_int("TENANT_DEFAULT_TRANSCRIPT_RETENTION_DAYS", 365)
+TENANT_DEFAULT_WEBHOOK_BODY_RETENTION_DAYS = env_int(
+    "TENANT_DEFAULT_WEBHOOK_BODY_RETENTION_DAYS", 30
+)
 # Uploads are read whole (documents are parsed in memory); leave room above the largest limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 26 * 1024 * 1024)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)

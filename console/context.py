@@ -25,6 +25,7 @@ from tenants import twofactor
 from tenants.access import ACTIVE_TENANT_SESSION_KEY, Actor, TenantContext, active_membership
 from tenants.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from tenants.models import Membership, Tenant, TenantOwnedModel, User
+from tenants.rls import tenant_context
 from tenants.roles import role_permissions
 
 P = ParamSpec("P")
@@ -76,7 +77,9 @@ def console_view(
             if permission is not None and not ctx.actor.can(permission):
                 return forbidden(request, f"This page needs the {permission} permission.")
             try:
-                return view(request, ctx, *args, **kwargs)
+                # One transaction per page that sees only the tenant's rows.
+                with tenant_context(ctx.tenant):
+                    return view(request, ctx, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.detail) from exc
             except Forbidden as exc:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from tenants.errors import Forbidden
 from tenants.models import ApiKey, Membership, Tenant, User
+from tenants.rls import tenant_lookup
 from tenants.roles import role_permissions, scope_permissions
 
 ActorKind = Literal["user", "api_key", "system"]
@@ -79,11 +80,12 @@ class TenantContext:
 
 def memberships_of(user: User) -> list[Membership]:
     """A user's memberships across tenants (the tenant switcher), oldest first."""
-    return list(
-        Membership.all_tenants.filter(user=user)
-        .select_related("tenant", "user")
-        .order_by("created_at")
-    )
+    with tenant_lookup("a user's memberships"):
+        return list(
+            Membership.all_tenants.filter(user=user)
+            .select_related("tenant", "user")
+            .order_by("created_at")
+        )
 
 
 def active_membership(user: User, tenant_public_id: str | None) -> Membership | None:

@@ -66,6 +66,8 @@ class TenantAdmin(admin.ModelAdmin):
         "max_agents",
         "max_phone_numbers",
         "max_document_bytes",
+        "max_outbound_calls_per_minute",
+        "max_number_purchases_per_day",
         "dispute_window_days",
         "created_at",
         "updated_at",

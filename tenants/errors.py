@@ -1,6 +1,8 @@
 """Errors services raise. The API turns them into problem details; the web UI into messages."""
 
+import math
 from collections.abc import Mapping
+from datetime import datetime
 
 
 class ServiceError(Exception):
@@ -51,3 +53,28 @@ class Unprocessable(ServiceError):
     status = 422
     code = "unprocessable"
     title = "Unprocessable Content"
+
+
+class TooManyRequests(ServiceError):
+    """A limit on a paid resource (number purchases a day, outbound calls a minute) is used up.
+
+    `limit` is the allowance; `resets_at` is when the next request fits (None: the limit is zero,
+    so it never does). The API answers 429 with `Retry-After`; pages show `detail`.
+    """
+
+    status = 429
+    code = "limit_reached"
+    title = "Too Many Requests"
+
+    def __init__(
+        self, detail: str, *, limit: int, resets_at: datetime | None, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.limit = limit
+        self.resets_at = resets_at
+
+    def retry_after(self, now: datetime) -> int | None:
+        """Whole seconds until `resets_at`, at least 1; None when it never resets."""
+        if self.resets_at is None:
+            return None
+        return max(math.ceil((self.resets_at - now).total_seconds()), 1)

@@ -32,6 +32,26 @@ def default_max_document_bytes() -> int:
     return settings.TENANT_DEFAULT_MAX_DOCUMENT_BYTES
 
 
+def default_max_outbound_calls_per_minute() -> int:
+    return settings.TENANT_DEFAULT_MAX_OUTBOUND_CALLS_PER_MINUTE
+
+
+def default_max_number_purchases_per_day() -> int:
+    return settings.TENANT_DEFAULT_MAX_NUMBER_PURCHASES_PER_DAY
+
+
+def default_recording_retention_days() -> int:
+    return settings.TENANT_DEFAULT_RECORDING_RETENTION_DAYS
+
+
+def default_transcript_retention_days() -> int:
+    return settings.TENANT_DEFAULT_TRANSCRIPT_RETENTION_DAYS
+
+
+def default_webhook_body_retention_days() -> int:
+    return settings.TENANT_DEFAULT_WEBHOOK_BODY_RETENTION_DAYS
+
+
 class Tenant(models.Model):
     """A customer account: everything else a business configures or produces belongs to one."""
 
@@ -48,6 +68,20 @@ class Tenant(models.Model):
     max_agents = models.PositiveIntegerField(default=default_max_agents)
     max_phone_numbers = models.PositiveIntegerField(default=default_max_phone_numbers)
     max_document_bytes = models.PositiveIntegerField(default=default_max_document_bytes)
+    max_outbound_calls_per_minute = models.PositiveIntegerField(
+        default=default_max_outbound_calls_per_minute
+    )
+    max_number_purchases_per_day = models.PositiveIntegerField(
+        default=default_max_number_purchases_per_day
+    )
+    # How long personal data from calls is kept before the daily retention task removes it.
+    recording_retention_days = models.PositiveIntegerField(default=default_recording_retention_days)
+    transcript_retention_days = models.PositiveIntegerField(
+        default=default_transcript_retention_days
+    )
+    webhook_body_retention_days = models.PositiveIntegerField(
+        default=default_webhook_body_retention_days
+    )
     # How long after a call a person may still overturn its outcome and change the bill.
     dispute_window_days = models.PositiveIntegerField(default=30)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

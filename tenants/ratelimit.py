@@ -1,7 +1,13 @@
-"""Request rate limits over the shared cache (Redis in production).
+"""Rate limits over the shared cache (Redis in production; without REDIS_URL, the embedded
+mode's in-memory cache, which increments under a lock within its single process).
 
-A sliding-window counter: the current minute's count plus the previous minute's, weighted by
-how much of it still lies inside the window. Two cache keys per limit and one atomic increment.
+`hit` limits requests: a sliding-window counter, the current minute's count plus the previous
+minute's, weighted by how much of it still lies inside the window. Two cache keys per limit and
+one atomic increment.
+
+`take` is a hard quota on a paid resource: at most `limit` in each fixed window (a clock
+minute for a 60 s window), counted with one atomic increment, so concurrent callers can never
+take more than the limit between them.
 """
 
 import math
@@ -35,3 +41,24 @@ def hit(name: str, limit: int, window: int = 60) -> float | None:
     # Wait until enough of the previous window has slid out for this request to fit.
     needed_weight = (limit - current) / previous
     return max((1 - needed_weight) * window - elapsed, 1.0)
+
+
+def take(name: str, limit: int, window: int = 60) -> float | None:
+    """Take one of the `limit` slots of `name` in the current window; return None if one was
+    free, else the seconds until the next window starts.
+
+    Windows are aligned to the epoch (a 60 s window is a clock minute in UTC). The increment is
+    the whole decision: the slot is taken by whoever's increment returns at most `limit`.
+    """
+    now = time.time()
+    start = math.floor(now / window) * window
+    key = f"quota:{name}:{start}"
+    cache.add(key, 0, timeout=window * 2)
+    try:
+        taken = cache.incr(key)
+    except ValueError:  # expired between add() and incr(): start it again, atomically
+        cache.add(key, 0, timeout=window * 2)
+        taken = cache.incr(key)
+    if taken <= limit:
+        return None
+    return start + window - now

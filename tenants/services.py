@@ -32,6 +32,7 @@ from tenants.models import (
     Tenant,
     User,
 )
+from tenants.rls import tenant_lookup
 from tenants.roles import MATRIX, Role, scope_permissions
 
 Changes = dict[str, list[Any]]
@@ -113,17 +114,51 @@ OPERATOR_TENANT_FIELDS = (
     "max_agents",
     "max_phone_numbers",
     "max_document_bytes",
+    "max_outbound_calls_per_minute",
+    "max_number_purchases_per_day",
     "dispute_window_days",
 )
 
 
+# How long personal data from calls is kept (calls/lifecycle.py removes it after), in days.
+RETENTION_FIELDS = {
+    "recording_retention_days": "recordings",
+    "transcript_retention_days": "transcripts",
+    "webhook_body_retention_days": "webhook bodies",
+}
+RETENTION_DAYS_MIN, RETENTION_DAYS_MAX = 1, 3650
+
+
+def _check_retention(fields: dict[str, Any]) -> None:
+    errors = {}
+    for name, what in RETENTION_FIELDS.items():
+        if name not in fields:
+            continue
+        value = fields[name]
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not RETENTION_DAYS_MIN <= value <= RETENTION_DAYS_MAX
+        ):
+            errors[name] = [
+                f"Keep {what} between {RETENTION_DAYS_MIN} and {RETENTION_DAYS_MAX} days "
+                "(a whole number)."
+            ]
+    if errors:
+        raise InvalidInput(next(iter(errors.values()))[0], errors=errors)
+
+
 def tenant_update(*, tenant: Tenant, actor: Actor, **fields: Any) -> Tenant:
-    """Change a tenant's name (tenant:write) or its status and limits (operators only)."""
-    allowed = {"name", *OPERATOR_TENANT_FIELDS}
+    """Change a tenant's name (tenant:write), its retention periods (also privacy:write) or its
+    status and limits (operators only)."""
+    allowed = {"name", *OPERATOR_TENANT_FIELDS, *RETENTION_FIELDS}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
     actor.require("tenant:write")
+    if set(fields) & set(RETENTION_FIELDS):
+        actor.require("privacy:write")
+        _check_retention(fields)
     if actor.kind != "system" and set(fields) & set(OPERATOR_TENANT_FIELDS):
         raise Forbidden("A tenant's status and limits are set by the platform operator.")
     if "name" in fields:
@@ -230,11 +265,12 @@ def invitation_revoke(*, invitation: Invitation, actor: Actor) -> None:
 
 def invitation_for_token(token: str) -> Invitation | None:
     """The invitation a link's token belongs to, in any tenant: the token is the credential."""
-    return (
-        Invitation.all_tenants.select_related("tenant", "invited_by")
-        .filter(token_hash=_token_hash(token))
-        .first()
-    )
+    with tenant_lookup("invitation link"):
+        return (
+            Invitation.all_tenants.select_related("tenant", "invited_by")
+            .filter(token_hash=_token_hash(token))
+            .first()
+        )
 
 
 def membership_add(*, tenant: Tenant, user: User, role: str, actor: Actor) -> Membership:

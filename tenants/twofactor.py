@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.access import Actor
 from tenants.models import User
+from tenants.rls import tenant_context
 from tenants.services import audit_event_record
 
 DEVICE_NAME = "Authenticator app"
@@ -133,7 +134,8 @@ def _audit(actor: Actor | None, action: str) -> None:
     """Two-factor changes belong to a person, not a tenant: they are recorded in the tenant the
     person is acting in, when there is one."""
     if actor is not None and actor.membership is not None:
-        audit_event_record(actor=actor, action=action, target=actor.membership)
+        with tenant_context(actor.membership.tenant_id):
+            audit_event_record(actor=actor, action=action, target=actor.membership)
 
 
 def manual_key(device: TOTPDevice) -> str:

@@ -23,6 +23,7 @@ from tenants.access import ACTIVE_TENANT_SESSION_KEY, Actor, active_membership, 
 from tenants.errors import ServiceError
 from tenants.forms import LoginForm, RecoveryCodeForm, SignupForm, TokenForm
 from tenants.models import User
+from tenants.rls import tenant_context
 
 PENDING_KEY = "pending_sign_in"
 PENDING_TTL = 10 * 60  # seconds between the password step and the code step
@@ -184,9 +185,10 @@ def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
                 request_id=getattr(request, "request_id", ""),
             )
             try:
-                membership = services.invitation_accept(
-                    invitation=invitation, user=user, actor=actor
-                )
+                with tenant_context(invitation.tenant):
+                    membership = services.invitation_accept(
+                        invitation=invitation, user=user, actor=actor
+                    )
             except ServiceError as exc:
                 messages.error(request, exc.detail)
                 return redirect("home")

@@ -468,6 +468,17 @@ ROUTES = [
         "call",
         [Call("PUT", "calls:write", {"label": "escalated"}, "call.outcome_changed")],
     ),
+    # --- Privacy ---
+    Route(
+        "erasure-list",
+        None,
+        [
+            Call("GET", "privacy:read"),
+            # A number with no calls in either world: the erasure is recorded all the same.
+            Call("POST", "privacy:write", {"phone_number": "+15005550142"}, "erasure.create"),
+        ],
+    ),
+    Route("erasure-detail", "erasure", [Call("GET", "privacy:read")]),
     # --- Webhooks ---
     Route(
         "webhook-endpoint-list",

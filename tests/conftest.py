@@ -1,15 +1,23 @@
 """Fixtures shared by the whole suite. The suite runs against real PostgreSQL and Redis."""
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from celery.signals import task_postrun, task_prerun
+from django.conf import settings as django_settings
+from django.db import connections
+from django.db.backends.signals import connection_created
 from django.test import Client
+from django.test.client import ClientHandler
 from django_otp import DEVICE_ID_SESSION_KEY
 from rest_framework.test import APIClient
 
@@ -20,6 +28,7 @@ from agents.models import (
     Document,
     Integration,
     KnowledgeBase,
+    NumberPurchase,
     PhoneNumber,
     PromptRevision,
     PromptTemplate,
@@ -27,7 +36,8 @@ from agents.models import (
 )
 from billing.models import CreditNote, Invoice, UsageEvent
 from calls import recordings
-from calls.models import Call
+from calls.models import Call, Erasure, RetentionCheckpoint
+from tenants import rls
 from tenants.models import (
     ApiKey,
     AuditEvent,
@@ -131,12 +141,15 @@ class TenantWorld:
     carrier_account: CarrierAccount  # sandbox
     twilio_account: CarrierAccount  # pointing at the fake Twilio
     phone_number: PhoneNumber
+    number_purchase: NumberPurchase  # how `phone_number` was bought
     call: Call  # answered, ended and processed: a short transcript, an outcome, a recording
     webhook_endpoint: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # about `call`
     usage_event: UsageEvent  # `call`, billed
     invoice: Invoice  # finalized, with a usage line charging `usage_event`
     credit_note: CreditNote  # on `invoice`
+    erasure: Erasure  # of a number that called before (counts only, never the number)
+    retention_checkpoint: RetentionCheckpoint
     twilio: FakeTwilio
 
     @property
@@ -227,6 +240,7 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
             secrets={"auth_token": twilio.auth_token},
         ),
         phone_number=phone_number,
+        number_purchase=factories.NumberPurchaseFactory(phone_number=phone_number),
         call=call,
         webhook_endpoint=webhook_endpoint,
         webhook_delivery=factories.WebhookDeliveryFactory(
@@ -236,6 +250,8 @@ def make_world(name: str, twilio: FakeTwilio) -> TenantWorld:
         usage_event=usage_event,
         invoice=invoice,
         credit_note=factories.CreditNoteFactory(invoice=invoice),
+        erasure=factories.ErasureFactory(tenant=tenant),
+        retention_checkpoint=factories.RetentionCheckpointFactory(tenant=tenant),
     )
 
 
@@ -295,3 +311,87 @@ def celery_eager() -> Any:
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+# --- Row-level security -----------------------------------------------------------------------
+# The suite runs as the application's role, like production: migrations run as the owner
+# (pytest-django's test database set-up), then every connection logs in as DATABASE_APP_ROLE,
+# subject to row-level security. Test code itself (factories, assertions) sets up and inspects
+# any tenant's rows, so the test thread's connections bypass it; but whenever product code
+# takes over on that thread (a request through the test client, a task), the bypass is lifted
+# for its duration, and product code sees exactly what it would in production. Servers started
+# by tests (live server, call bridges, Celery workers) run on threads of their own without it.
+
+
+def _set_test_bypass(connection: Any, value: str) -> None:
+    if (
+        connection.vendor != "postgresql"
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    if connection.connection is None:
+        return
+    # On the driver's connection, so that tests counting queries do not see it. (When the
+    # test's transaction already failed, its rollback restores the setting.)
+    with contextlib.suppress(psycopg.Error):
+        connection.connection.execute(
+            "SELECT set_config(%s, %s, false)", [rls.BYPASS_SETTING, value]
+        )
+
+
+def _test_code_bypasses(sender: Any, connection: Any, **kwargs: Any) -> None:
+    _set_test_bypass(connection, "on")
+
+
+def _product_code_starts(**kwargs: Any) -> None:
+    for connection in connections.all(initialized_only=True):
+        _set_test_bypass(connection, "off")
+
+
+def _product_code_ends(**kwargs: Any) -> None:
+    for connection in connections.all(initialized_only=True):
+        _set_test_bypass(connection, "on")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    database = connections["default"]
+    owner = database.settings_dict["USER"]
+    role = django_settings.DATABASE_APP_ROLE
+    with django_db_blocker.unblock(), database.cursor() as cursor:
+        # Transactional tests empty the tables with TRUNCATE between tests; production never
+        # grants it (TRUNCATE ignores row-level security).
+        cursor.execute(f'GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO "{role}"')
+    with django_db_blocker.unblock():
+        database.close()
+        database.close_pool()
+    # One connection per thread, never pooled: a pooled connection would carry the test
+    # thread's bypass to a server thread.
+    database.settings_dict["OPTIONS"].pop("pool", None)
+    database.settings_dict["USER"] = role
+    connection_created.connect(_test_code_bypasses, dispatch_uid="tests.rls.bypass")
+    client_call = ClientHandler.__call__
+
+    def as_in_production(handler: ClientHandler, environ: Any) -> Any:
+        _product_code_starts()
+        try:
+            return client_call(handler, environ)
+        finally:
+            _product_code_ends()
+
+    ClientHandler.__call__ = as_in_production
+    task_prerun.connect(_product_code_starts, dispatch_uid="tests.rls.task_prerun")
+    task_postrun.connect(_product_code_ends, dispatch_uid="tests.rls.task_postrun")
+    yield
+    ClientHandler.__call__ = client_call
+    with django_db_blocker.unblock():
+        database.close()
+    database.settings_dict["USER"] = owner
+
+
+@pytest.fixture
+def rls_enforced(db: None) -> Iterator[None]:
+    """The test thread's connection without the bypass: what production code sees."""
+    _product_code_starts()
+    yield
+    _product_code_ends()

@@ -17,6 +17,7 @@ from agents.models import (
     Document,
     Integration,
     KnowledgeBase,
+    NumberPurchase,
     PhoneNumber,
     PromptRevision,
     PromptTemplate,
@@ -38,7 +39,7 @@ from billing.models import (
     Subscription,
     UsageEvent,
 )
-from calls.models import Call, CallEvent, Outcome, PostCallJob
+from calls.models import Call, CallEvent, Erasure, Outcome, PostCallJob, RetentionCheckpoint
 from tenants import keys
 from tenants.models import (
     ApiKey,
@@ -328,6 +329,18 @@ class PhoneNumberFactory(TenantOwnedFactory):
     capabilities = factory.LazyFunction(lambda: {"voice": True, "sms": False})
 
 
+class NumberPurchaseFactory(TenantOwnedFactory):
+    """A purchase that went through: the number was bought and recorded."""
+
+    class Meta:
+        model = NumberPurchase
+
+    phone_number = factory.SubFactory(PhoneNumberFactory)
+    tenant = factory.LazyAttribute(lambda o: o.phone_number.tenant)
+    e164 = factory.LazyAttribute(lambda o: o.phone_number.e164)
+    status = NumberPurchase.Status.BOUGHT
+
+
 _ENDED = (Call.Status.COMPLETED, Call.Status.FAILED)
 
 
@@ -402,6 +415,28 @@ class PostCallJobFactory(TenantOwnedFactory):
 
     call = factory.SubFactory(CallFactory)
     tenant = factory.LazyAttribute(lambda o: o.call.tenant)
+
+
+class ErasureFactory(TenantOwnedFactory):
+    """An erasure as calls.lifecycle.erasure_create records it: a hash, never the number."""
+
+    class Meta:
+        model = Erasure
+
+    tenant = factory.SubFactory(TenantFactory)
+    number_hash = factory.Sequence(lambda n: hashlib.sha256(f"number-{n}".encode()).hexdigest())
+    requested_by_type = "user"
+    requested_by_id = "usr_factory"
+    requested_by_label = "owner@example.com"
+    counts = factory.LazyFunction(lambda: {"calls": 1, "transcript_turns": 2, "recordings": 1})
+
+
+class RetentionCheckpointFactory(TenantOwnedFactory):
+    class Meta:
+        model = RetentionCheckpoint
+
+    tenant = factory.SubFactory(TenantFactory)
+    last_run_at = factory.LazyFunction(timezone.now)
 
 
 class UsageEventFactory(DjangoModelFactory):

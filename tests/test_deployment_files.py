@@ -140,7 +140,18 @@ def test_kubernetes_containers_use_the_image_and_real_commands() -> None:
             }
     for config_map in config_maps.values():
         assert set(config_map["data"]) <= known_variables()
-    assert set(secret["stringData"]) <= known_variables()
+    # A secret's key is either a setting, or a value a manifest maps onto one (the migrate job
+    # connects as the tables' owner: DATABASE_OWNER_URL becomes its DATABASE_URL).
+    mapped = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]["key"]
+        for workload in workloads
+        for container in workload["spec"]["template"]["spec"]["containers"]
+        for entry in container.get("env", [])
+        if "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    assert set(mapped) <= known_variables()
+    assert set(mapped.values()) <= set(secret["stringData"])
+    assert set(secret["stringData"]) <= known_variables() | set(mapped.values())
 
 
 @pytest.mark.django_db

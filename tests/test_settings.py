@@ -116,7 +116,7 @@ def test_every_variable_settings_read_is_documented() -> None:
     import re
 
     source = (ROOT / "config" / "settings.py").read_text()
-    read = set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z][A-Z0-9_]*)"', source))
+    read = set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z][A-Z0-9_]*)"', source))
     documented = set(
         re.findall(
             r"^\| `([A-Z][A-Z0-9_]*)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.M

@@ -23,6 +23,7 @@ from calls.models import Call, CallEvent
 from calls.redaction import Policy
 from calls.services import call_answered, call_transfer_update
 from tenants.access import Actor
+from tenants.rls import tenant_context, tenant_lookup
 from tenants.services import audit_event_record
 from workers import twilio
 from workers.playback import Playback
@@ -173,7 +174,7 @@ class MediaStreamCall(CallRuntime):
             {},
             self.upgrade_signature,
         ):
-            await in_thread(self._audit_rejection)()
+            await self.in_tenant(self._audit_rejection)()
             self.call = None
             await self._refuse("bad upgrade signature")
             return
@@ -187,10 +188,10 @@ class MediaStreamCall(CallRuntime):
             sandbox = await self._connect_model(reseed=False)
         except Exception:
             logger.exception("could not reach the model", extra=self._log_extra())
-            await in_thread(call_answered)(self.call, sandbox=False)
+            await self.in_tenant(call_answered)(self.call, sandbox=False)
             await self._give_up()
             return
-        await in_thread(call_answered)(self.call, sandbox=sandbox)
+        await self.in_tenant(call_answered)(self.call, sandbox=sandbox)
         self.start_background()
         if self.version.greeting:
             await self.speak(self.version.greeting)
@@ -198,13 +199,14 @@ class MediaStreamCall(CallRuntime):
     def _load(
         self, claims: dict[str, str], call_sid: str
     ) -> tuple[Call, AgentVersion, CarrierAccount, list[Tool]] | None:
-        call = (
-            Call.all_tenants.select_related(
-                "tenant", "version", "agent", "phone_number__carrier_account"
+        with tenant_lookup("the call a media stream's token names"):
+            call = (
+                Call.all_tenants.select_related(
+                    "tenant", "version", "agent", "phone_number__carrier_account"
+                )
+                .filter(public_id=claims.get("call"), tenant__public_id=claims.get("tenant"))
+                .first()
             )
-            .filter(public_id=claims.get("call"), tenant__public_id=claims.get("tenant"))
-            .first()
-        )
         if (
             call is None
             or call.status != Call.Status.RINGING
@@ -214,12 +216,9 @@ class MediaStreamCall(CallRuntime):
             return None
         if call_sid and call_sid != call.carrier_call_id:
             return None
-        return (
-            call,
-            call.version,
-            call.phone_number.carrier_account,
-            tools_for_version(call.version),
-        )
+        with tenant_context(call.tenant_id):
+            tools = tools_for_version(call.version)
+        return call, call.version, call.phone_number.carrier_account, tools
 
     def _audit_rejection(self) -> None:
         assert self.call is not None and self.call.phone_number is not None
@@ -315,7 +314,7 @@ class MediaStreamCall(CallRuntime):
                     state=Call.TransferStatus.INITIATED,
                     destination=fallback,
                 )
-                await in_thread(call_transfer_update)(
+                await self.in_tenant(call_transfer_update)(
                     self.call, status=Call.TransferStatus.INITIATED, target=fallback
                 )
         except twilio.CarrierError as error:
@@ -425,7 +424,7 @@ class MediaStreamCall(CallRuntime):
             destination=destination,
             name=name,
         )
-        await in_thread(call_transfer_update)(
+        await self.in_tenant(call_transfer_update)(
             self.call, status=Call.TransferStatus.INITIATED, target=destination
         )
         try:
@@ -437,7 +436,7 @@ class MediaStreamCall(CallRuntime):
                 destination=destination,
                 error=str(error),
             )
-            await in_thread(call_transfer_update)(self.call, status=Call.TransferStatus.FAILED)
+            await self.in_tenant(call_transfer_update)(self.call, status=Call.TransferStatus.FAILED)
             await self.speak(
                 "I'm sorry, I couldn't transfer you just now. Can I help in another way?"
             )
@@ -449,7 +448,9 @@ class MediaStreamCall(CallRuntime):
                 self.record(
                     CallEvent.Kind.TRANSFER, state=state, destination=destination, sandbox=True
                 )
-            await in_thread(call_transfer_update)(self.call, status=Call.TransferStatus.BRIDGED)
+            await self.in_tenant(call_transfer_update)(
+                self.call, status=Call.TransferStatus.BRIDGED
+            )
             await self.end(Call.EndReason.TRANSFERRED)
 
     # --- Us -> carrier ------------------------------------------------------------------------

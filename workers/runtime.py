@@ -19,6 +19,7 @@ from calls.models import Call, CallEvent
 from calls.recordings import save_raw
 from calls.redaction import NOT_STORED, Policy
 from calls.services import PendingEvent, call_events_append, call_finalize
+from tenants.rls import tenant_context
 from workers.recording import Recorder
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,17 @@ class CallRuntime:
         self.recorder: Recorder | None = None  # set when the version records (and media is ours)
         self._tasks: list[asyncio.Task[Any]] = []
 
+    def in_tenant(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """`in_thread`, in a transaction that sees only the call's tenant's rows."""
+        assert self.call is not None
+        tenant_id = self.call.tenant_id
+
+        def scoped(*args: Any, **kwargs: Any) -> Any:
+            with tenant_context(tenant_id):
+                return fn(*args, **kwargs)
+
+        return in_thread(scoped)
+
     # --- Timeline ---------------------------------------------------------------------------
 
     def record(self, kind: str, **payload: Any) -> None:
@@ -97,7 +109,7 @@ class CallRuntime:
             return
         batch, self.events = self.events, []
         try:
-            await in_thread(call_events_append)(self.call, batch)
+            await self.in_tenant(call_events_append)(self.call, batch)
         except Exception:
             logger.exception("could not write call events; keeping them for the next flush")
             self.events = batch + self.events
@@ -168,7 +180,8 @@ class CallRuntime:
             else:
                 try:
                     outcome = await asyncio.wait_for(
-                        in_thread(tool_run)(tool, parsed, version=self.version), tool_deadline(tool)
+                        self.in_tenant(tool_run)(tool, parsed, version=self.version),
+                        tool_deadline(tool),
                     )
                 except TimeoutError:
                     outcome = ToolOutcome(False, None, "The tool did not answer in time.")
@@ -226,7 +239,7 @@ class CallRuntime:
         await self.flush()
         if self.call is not None and self.recorder is not None:
             try:
-                await in_thread(save_raw)(
+                await self.in_tenant(save_raw)(
                     self.call.tenant.public_id,
                     self.call.public_id,
                     bytes(self.recorder.caller),
@@ -238,7 +251,7 @@ class CallRuntime:
                 )
         if self.call is not None:
             try:
-                await in_thread(call_finalize)(
+                await self.in_tenant(call_finalize)(
                     self.call, status=status, end_reason=self.end_reason, usage=self.usage
                 )
             except Exception:

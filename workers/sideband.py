@@ -16,6 +16,7 @@ from agents.models import AgentVersion, CarrierAccount, Tool
 from agents.selectors import tools_for_version
 from calls.models import Call, CallEvent
 from calls.services import call_answered, call_transfer_update
+from tenants.rls import tenant_context, tenant_lookup
 from workers.realtime import say_exactly
 from workers.runtime import CallRuntime, close_model, in_thread
 
@@ -35,13 +36,14 @@ class SidebandCall(CallRuntime):
         self.speaking = False
 
     def _load(self) -> tuple[Call, AgentVersion, CarrierAccount, list[Tool]] | None:
-        call = (
-            Call.all_tenants.select_related(
-                "tenant", "version", "agent", "phone_number__carrier_account"
+        with tenant_lookup("the call a sideband attaches to"):
+            call = (
+                Call.all_tenants.select_related(
+                    "tenant", "version", "agent", "phone_number__carrier_account"
+                )
+                .filter(public_id=self.call_public_id)
+                .first()
             )
-            .filter(public_id=self.call_public_id)
-            .first()
-        )
         if (
             call is None
             or call.status != Call.Status.RINGING
@@ -49,12 +51,9 @@ class SidebandCall(CallRuntime):
             or call.phone_number is None
         ):
             return None
-        return (
-            call,
-            call.version,
-            call.phone_number.carrier_account,
-            tools_for_version(call.version),
-        )
+        with tenant_context(call.tenant_id):
+            tools = tools_for_version(call.version)
+        return call, call.version, call.phone_number.carrier_account, tools
 
     async def run(self) -> None:
         loaded = await in_thread(self._load)()
@@ -79,7 +78,7 @@ class SidebandCall(CallRuntime):
             self.record(CallEvent.Kind.ERROR, source="model", message=f"could not attach: {error}")
             await self._give_up()
             return
-        await in_thread(call_answered)(self.call, sandbox=False)
+        await self.in_tenant(call_answered)(self.call, sandbox=False)
         self.start_background()
         if self.version.greeting:
             await self.speak(self.version.greeting)
@@ -213,7 +212,7 @@ class SidebandCall(CallRuntime):
             destination=destination,
             name=name,
         )
-        await in_thread(call_transfer_update)(
+        await self.in_tenant(call_transfer_update)(
             self.call, status=Call.TransferStatus.INITIATED, target=destination
         )
         try:
@@ -225,7 +224,7 @@ class SidebandCall(CallRuntime):
                 destination=destination,
                 error=str(error),
             )
-            await in_thread(call_transfer_update)(self.call, status=Call.TransferStatus.FAILED)
+            await self.in_tenant(call_transfer_update)(self.call, status=Call.TransferStatus.FAILED)
             await self.speak(
                 "I'm sorry, I couldn't transfer you just now. Can I help in another way?"
             )
@@ -242,7 +241,7 @@ class SidebandCall(CallRuntime):
             self.record(
                 CallEvent.Kind.TRANSFER, state=Call.TransferStatus.INITIATED, destination=fallback
             )
-            await in_thread(call_transfer_update)(
+            await self.in_tenant(call_transfer_update)(
                 self.call, status=Call.TransferStatus.INITIATED, target=fallback
             )
         try:

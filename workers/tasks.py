@@ -16,6 +16,7 @@ from agents.models import CarrierAccount, PhoneNumber
 from agents.selectors import version_for_call
 from calls.models import Call
 from tenants.models import Tenant
+from tenants.rls import tenant_context
 from workers.caller import Caller, Step
 from workers.twilio import signing_token
 
@@ -56,15 +57,17 @@ def place_test_call(
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return ""
-    number = (
-        PhoneNumber.objects.for_tenant(tenant)
-        .select_related("carrier_account", "agent")
-        .filter(public_id=number_id, status=PhoneNumber.Status.ACTIVE)
-        .exclude(carrier_account__kind=CarrierAccount.Kind.OPENAI_SIP)
-        .first()
-    )
-    if number is None:
-        return ""
+    with tenant_context(tenant):
+        number = (
+            PhoneNumber.objects.for_tenant(tenant)
+            .select_related("carrier_account", "agent")
+            .filter(public_id=number_id, status=PhoneNumber.Status.ACTIVE)
+            .exclude(carrier_account__kind=CarrierAccount.Kind.OPENAI_SIP)
+            .first()
+        )
+        if number is None:
+            return ""
+        version = version_for_call(number, CALLER_ID)  # the one call_open will pick
     caller = Caller(
         base_url=settings.PUBLIC_BASE_URL,
         number=number.e164,
@@ -73,7 +76,6 @@ def place_test_call(
         pace=PACE,
     )
     caller.report.call_sid = call_sid
-    version = version_for_call(number, CALLER_ID)  # the one call_open will pick
     script = conversation(lines, greeted=bool(version and version.greeting))
     try:
         asyncio.run(caller.run(script))
@@ -82,12 +84,14 @@ def place_test_call(
             "the test call could not reach the server",
             extra={"url": settings.PUBLIC_BASE_URL, "error": str(error)},
         )
-    call = Call.objects.for_tenant(tenant).filter(carrier_call_id=call_sid).first()
+    with tenant_context(tenant):
+        call = Call.objects.for_tenant(tenant).filter(carrier_call_id=call_sid).first()
     if call is None:
         return ""
     if self.request.is_eager:
         deadline = time.monotonic() + OUTCOME_WAIT_SECONDS
         while call.processed_at is None and time.monotonic() < deadline:
             time.sleep(0.2)
-            call.refresh_from_db()
+            with tenant_context(tenant):
+                call.refresh_from_db()
     return call.public_id

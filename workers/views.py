@@ -4,11 +4,13 @@ Each checks the carrier's signature with the tenant's credentials before anythin
 import json
 import logging
 import re
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -27,6 +29,7 @@ from calls.services import (
     call_transfer_update,
 )
 from tenants.access import Actor
+from tenants.rls import tenant_context, tenant_lookup
 from tenants.services import audit_event_record
 from workers import twilio
 from workers.realtime import session_config
@@ -75,6 +78,11 @@ def twilio_voice(request: HttpRequest) -> HttpResponse:
     number = active_number(request.POST.get("To", ""))
     if number is None or number.carrier_account.kind == CarrierAccount.Kind.OPENAI_SIP:
         return HttpResponse("Unknown number", status=404, content_type="text/plain")
+    with tenant_context(number.tenant_id):
+        return _twilio_voice(request, number)
+
+
+def _twilio_voice(request: HttpRequest, number: PhoneNumber) -> HttpResponse:
     account = number.carrier_account
     if not _signed(request, account):
         return _reject(number, "twilio voice webhook", request)
@@ -96,10 +104,12 @@ def twilio_voice(request: HttpRequest) -> HttpResponse:
 
 
 def _twilio_call(request: HttpRequest, call: Call | None) -> Call | HttpResponse:
+    """The signed callback's call; the caller then works in the call's tenant."""
     if call is None or call.phone_number is None:
         return HttpResponse(status=404)
     if not _signed(request, call.phone_number.carrier_account):
-        return _reject(call.phone_number, "twilio callback", request)
+        with tenant_context(call.tenant_id):
+            return _reject(call.phone_number, "twilio callback", request)
     return call
 
 
@@ -114,11 +124,12 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if isinstance(call, HttpResponse):
         return call
     duration = request.POST.get("CallDuration")
-    call_status_from_carrier(
-        call,
-        request.POST.get("CallStatus", ""),
-        int(duration) if duration and duration.isdigit() else None,
-    )
+    with tenant_context(call.tenant_id):
+        call_status_from_carrier(
+            call,
+            request.POST.get("CallStatus", ""),
+            int(duration) if duration and duration.isdigit() else None,
+        )
     return HttpResponse(status=204)
 
 
@@ -134,11 +145,12 @@ TRANSFER_STATES = {
 
 
 def _call_from_query(request: HttpRequest) -> Call | None:
-    return (
-        Call.all_tenants.select_related("tenant", "phone_number__carrier_account")
-        .filter(public_id=request.GET.get("call", ""))
-        .first()
-    )
+    with tenant_lookup("the call a transfer callback names"):
+        return (
+            Call.all_tenants.select_related("tenant", "phone_number__carrier_account")
+            .filter(public_id=request.GET.get("call", ""))
+            .first()
+        )
 
 
 def _transfer_progress(call: Call, status: str) -> None:
@@ -160,7 +172,8 @@ def twilio_transfer_status(request: HttpRequest) -> HttpResponse:
     call = _twilio_call(request, _call_from_query(request))
     if isinstance(call, HttpResponse):
         return call
-    _transfer_progress(call, request.POST.get("CallStatus", ""))
+    with tenant_context(call.tenant_id):
+        _transfer_progress(call, request.POST.get("CallStatus", ""))
     return HttpResponse(status=204)
 
 
@@ -172,7 +185,8 @@ def twilio_dial_done(request: HttpRequest) -> HttpResponse:
     if isinstance(call, HttpResponse):
         return call
     status = request.POST.get("DialCallStatus", "")
-    _transfer_progress(call, "answered" if status == "completed" else status)
+    with tenant_context(call.tenant_id):
+        _transfer_progress(call, "answered" if status == "completed" else status)
     return _twiml('<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>')
 
 
@@ -215,6 +229,14 @@ def openai_sip_webhook(request: HttpRequest) -> HttpResponse:
     number = active_number(sip_number(headers))
     if number is None or number.carrier_account.kind != CarrierAccount.Kind.OPENAI_SIP:
         return HttpResponse("Unknown number", status=404, content_type="text/plain")
+    with tenant_context(number.tenant_id):
+        return _openai_sip_call(request, payload, number)
+
+
+def _openai_sip_call(
+    request: HttpRequest, payload: dict[str, Any], number: PhoneNumber
+) -> HttpResponse:
+    data, headers = payload["data"], payload["data"].get("sip_headers") or []
     account = number.carrier_account
     client = openai_sip_client(account)
     try:
@@ -254,7 +276,12 @@ def openai_sip_webhook(request: HttpRequest) -> HttpResponse:
         )
         call_finalize(call, status=Call.Status.FAILED, end_reason=Call.EndReason.CARRIER_ERROR)
         return HttpResponse(status=502)
-    async_to_sync(get_channel_layer().send)(
-        SIDEBAND_CHANNEL, {"type": "sideband.attach", "call": call.public_id}
+    # A sideband worker loads the call, so it hears of it once the call is committed.
+    transaction.on_commit(
+        partial(
+            async_to_sync(get_channel_layer().send),
+            SIDEBAND_CHANNEL,
+            {"type": "sideband.attach", "call": call.public_id},
+        )
     )
     return HttpResponse(status=200)

@@ -347,14 +347,18 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"], default="json")],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "application/yaml"): OpenApiTypes.STR,
+            # The same document, written as YAML.
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
         },
     )
     @action(detail=True, methods=["get"])
     def export(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         """The agent as a document (config as code); POST it to /v1/agents/import to recreate it."""
+        written_as = request.query_params.get("format") or "json"
+        if written_as not in ("json", "yaml"):
+            raise InvalidInput.field("format", "The format is json or yaml.")
         document = agent_export(self.get_object())
-        if request.query_params.get("format") == "yaml":
+        if written_as == "yaml":
             text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
             return HttpResponse(text, content_type="application/yaml; charset=utf-8")
         return Response(document)

@@ -164,7 +164,7 @@ class KnowledgeBaseViewSet(
         return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SearchInput, responses=PassageSerializer(many=True))
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], pagination_class=None)
     def search(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The passages a search_knowledge tool would return for this query."""
         data = SearchInput(data=request.data)

@@ -10,6 +10,7 @@ from agents.api.common import resolve
 from agents.models import Agent, CarrierAccount, PhoneNumber
 from agents.services import numbers as services
 from tenants.api.base import TenantViewSet
+from tenants.api.schema import idempotency_key_parameter
 from tenants.errors import InvalidInput
 
 
@@ -194,6 +195,7 @@ class PhoneNumberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
     @extend_schema(
         request=PurchaseInput,
         responses={201: PhoneNumberSerializer},
+        parameters=[idempotency_key_parameter(required=True)],
         description="Buy a number. Requires an Idempotency-Key header: a retried purchase "
         "returns the "
         "first result instead of buying again.",

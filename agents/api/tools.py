@@ -168,18 +168,18 @@ class ToolInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=64)
     description = serializers.CharField()
     kind = serializers.ChoiceField(choices=Tool.Kind.choices)
-    parameters = serializers.JSONField(
+    parameters = serializers.DictField(
         required=False, help_text="JSON schema of the arguments (http tools)."
     )
-    config = serializers.JSONField(required=False)
+    config = serializers.DictField(required=False)
     integration = serializers.CharField(required=False, allow_null=True, help_text="int_… id")
 
 
 class ToolUpdateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=64, required=False)
     description = serializers.CharField(required=False)
-    parameters = serializers.JSONField(required=False)
-    config = serializers.JSONField(required=False)
+    parameters = serializers.DictField(required=False)
+    config = serializers.DictField(required=False)
     integration = serializers.CharField(required=False, allow_null=True)
 
 

@@ -6,7 +6,7 @@ from agents.models.agents import (
     VersionTool,
 )
 from agents.models.knowledge import Chunk, Document, KnowledgeBase
-from agents.models.numbers import CarrierAccount, PhoneNumber
+from agents.models.numbers import CarrierAccount, NumberPurchase, PhoneNumber
 from agents.models.prompts import PromptRevision, PromptTemplate
 from agents.models.tools import Integration, Tool
 
@@ -18,6 +18,7 @@ __all__ = [
     "Document",
     "Integration",
     "KnowledgeBase",
+    "NumberPurchase",
     "PhoneNumber",
     "PromptRevision",
     "PromptTemplate",

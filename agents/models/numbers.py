@@ -77,3 +77,32 @@ class PhoneNumber(TenantOwnedModel):
     @property
     def audit_label(self) -> str:
         return self.e164
+
+
+class NumberPurchase(TenantOwnedModel):
+    """A number bought from a carrier, or a purchase under way: what the tenant's daily purchase
+    limit (`Tenant.max_number_purchases_per_day`, over any 24 hours) counts.
+
+    The row is written, pending, before the carrier is asked, while the tenant's purchases are
+    serialized, so concurrent purchases cannot get past the limit together. It is deleted when
+    the carrier sells nothing (it refused, or the number was already the account's and was
+    adopted), so a failed purchase costs no allowance; once the number is recorded it is
+    `bought` and points at it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        BOUGHT = "bought"
+
+    e164 = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    phone_number = models.ForeignKey(
+        PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="numberpurchase_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.e164} ({self.status})"

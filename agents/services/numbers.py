@@ -1,14 +1,16 @@
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.carriers import AvailableNumber, CarrierError, carrier_for
-from agents.models import Agent, CarrierAccount, PhoneNumber
+from agents.models import Agent, CarrierAccount, NumberPurchase, PhoneNumber
 from agents.services import credentials_update, require_name
 from tenants.access import Actor
-from tenants.errors import Conflict, InvalidInput, NotFound, ServiceError
+from tenants.errors import Conflict, InvalidInput, NotFound, ServiceError, TooManyRequests
 from tenants.models import Tenant
 from tenants.services import audit_event_record
 
@@ -156,19 +158,119 @@ def phone_number_search(
     )
 
 
-def _check_capacity(tenant: Tenant, e164: str) -> None:
+# The daily purchase limit counts purchases over any 24 hours (a rolling window, so no burst
+# around midnight can buy twice the limit).
+PURCHASE_WINDOW = timedelta(hours=24)
+# A purchase still pending after this long belongs to a request that died before the carrier
+# answered (the carrier's client gives up after 15 s a request). It stops holding a place under
+# the number limit, but keeps counting towards the day's purchases: the carrier may have sold it.
+PURCHASE_ABANDONED_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class PurchaseAllowance:
+    limit: int
+    used: int  # purchases made or under way in the last 24 hours
+    resets_at: datetime | None  # when the next purchase fits, if none fits now
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+def purchase_allowance(tenant: Tenant, *, now: datetime | None = None) -> PurchaseAllowance:
+    """How many numbers the tenant may still buy now, and when the next one fits if none does."""
+    now = now or timezone.now()
+    recent = list(
+        NumberPurchase.objects.for_tenant(tenant)
+        .filter(created_at__gt=now - PURCHASE_WINDOW)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    limit = tenant.max_number_purchases_per_day
+    resets_at = None
+    if 0 < limit <= len(recent):
+        # The purchase whose leaving the window brings the count below the limit.
+        resets_at = recent[len(recent) - limit] + PURCHASE_WINDOW
+    return PurchaseAllowance(limit=limit, used=len(recent), resets_at=resets_at)
+
+
+def _lock_numbers(tenant: Tenant) -> Tenant:
+    """Serialize the tenant's purchases and imports until the transaction ends; return the
+    tenant as it is now (its limits fresh).
+
+    On PostgreSQL an advisory lock of the tenant's own, not the tenant row: a request's
+    transaction can hold it through the carrier's answer, and the tenant row lock is what every
+    incoming call's admission takes. (On SQLite, the embedded default, writers are serialized by
+    the database itself.)
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"numbers:{tenant.pk}"]
+            )
+    return Tenant.objects.get(pk=tenant.pk)
+
+
+def _check_capacity(tenant: Tenant, e164: str) -> Tenant:
+    """Under the numbers lock: refuse a number the tenant has no room for or that is taken."""
     if not E164.match(e164):
         raise InvalidInput.field("phone_number", "Numbers are in E.164 form, e.g. +14155550123.")
-    # Lock the tenant row so concurrent purchases cannot both slip under the limit.
-    Tenant.objects.select_for_update().get(pk=tenant.pk)
+    locked = _lock_numbers(tenant)
     held = PhoneNumber.objects.for_tenant(tenant).filter(status=PhoneNumber.Status.ACTIVE).count()
-    if held >= tenant.max_phone_numbers:
+    buying = list(
+        NumberPurchase.objects.for_tenant(tenant)
+        .filter(
+            status=NumberPurchase.Status.PENDING,
+            created_at__gt=timezone.now() - PURCHASE_ABANDONED_AFTER,
+        )
+        .values_list("e164", flat=True)
+    )
+    if held + len(buying) >= locked.max_phone_numbers:
         raise InvalidInput(
-            f"This account may hold {tenant.max_phone_numbers} numbers; release one first.",
+            f"This account may hold {locked.max_phone_numbers} numbers; release one first.",
             code="limit_exceeded",
         )
-    if PhoneNumber.all_tenants.filter(e164=e164, status=PhoneNumber.Status.ACTIVE).exists():
+    if e164 in buying or (
+        PhoneNumber.all_tenants.filter(e164=e164, status=PhoneNumber.Status.ACTIVE).exists()
+    ):
         raise Conflict(f"{e164} is already in use.", code="number_taken")
+    return locked
+
+
+def _purchase_reserve(tenant: Tenant, e164: str) -> NumberPurchase:
+    """Take one of the day's purchases for `e164`, or refuse with when the next one fits."""
+    with transaction.atomic():
+        locked = _check_capacity(tenant, e164)
+        now = timezone.now()
+        allowance = purchase_allowance(locked, now=now)
+        if allowance.left == 0:
+            if allowance.limit == 0:
+                detail = "This account may not buy numbers; the platform operator sets this limit."
+            else:
+                assert allowance.resets_at is not None
+                detail = (
+                    f"This account may buy {allowance.limit} "
+                    f"number{'' if allowance.limit == 1 else 's'} in any 24 hours; the next "
+                    f"purchase is possible from {allowance.resets_at:%Y-%m-%d %H:%M:%S} UTC."
+                )
+            raise TooManyRequests(
+                detail,
+                limit=allowance.limit,
+                resets_at=allowance.resets_at,
+                code="purchase_limit_reached",
+            )
+        return NumberPurchase.objects.create(tenant=tenant, e164=e164, created_at=now)
+
+
+def _purchase_settle(purchase: NumberPurchase, number: PhoneNumber | None, *, bought: bool) -> None:
+    """The carrier answered: keep the purchase if it sold the number, else give it back."""
+    if not bought:
+        NumberPurchase.objects.for_tenant(purchase.tenant).filter(pk=purchase.pk).delete()
+        return
+    NumberPurchase.objects.for_tenant(purchase.tenant).filter(pk=purchase.pk).update(
+        status=NumberPurchase.Status.BOUGHT, phone_number=number
+    )
 
 
 def _record(
@@ -224,65 +326,69 @@ def phone_number_purchase(
 ) -> PhoneNumber:
     """Buy a number from the carrier and point its calls here.
 
-    A number this carrier account already owns (say, bought by a request that died before it
-    could record it) is adopted, not bought again; the API also requires an Idempotency-Key.
+    At most `max_number_purchases_per_day` purchases in any 24 hours (else TooManyRequests,
+    saying when the next one fits), however many run at once: each takes its place in the
+    ledger before the carrier is asked, and gives it back if the carrier sells nothing. A number
+    this carrier account already owns (say, bought by a request that died before it could
+    record it) is adopted, not bought again, and costs no purchase; the API also requires an
+    Idempotency-Key.
     """
+    actor.require("numbers:write")
     _require_a_seller(account)
-    return _acquire(
-        tenant=tenant,
-        actor=actor,
-        account=account,
-        e164=e164,
-        agent=agent,
-        buy_as=friendly_name,
-        action="phone_number.purchase",
-    )
+    _check_agent(agent)
+    purchase = _purchase_reserve(tenant, e164)
+    bought = False
+    try:
+        carrier = carrier_for(account)
+        owned = _carrier_call(carrier.find_owned, e164)
+        if owned is not None:
+            _carrier_call(carrier.point_at_us, owned)
+        else:
+            owned = _carrier_call(carrier.purchase, e164, friendly_name)
+            bought = True
+        with transaction.atomic():
+            number = _record(
+                tenant=tenant,
+                account=account,
+                owned=owned,
+                agent=agent,
+                actor=actor,
+                action="phone_number.purchase",
+            )
+            _purchase_settle(purchase, number, bought=bought)
+        return number
+    except Exception:
+        # Inside a transaction that already failed, its rollback takes the reservation away.
+        if not (connection.in_atomic_block and connection.needs_rollback):
+            _purchase_settle(purchase, None, bought=bought)
+        raise
 
 
 def phone_number_import(
     *, tenant: Tenant, actor: Actor, account: CarrierAccount, e164: str, agent: Agent | None = None
 ) -> PhoneNumber:
     """Bring a number the carrier account already has, pointing its calls here."""
-    return _acquire(
-        tenant=tenant,
-        actor=actor,
-        account=account,
-        e164=e164,
-        agent=agent,
-        buy_as=None,
-        action="phone_number.import",
-    )
-
-
-def _acquire(
-    *,
-    tenant: Tenant,
-    actor: Actor,
-    account: CarrierAccount,
-    e164: str,
-    agent: Agent | None,
-    buy_as: str | None,
-    action: str,
-) -> PhoneNumber:
-    """Take `e164` into the tenant: adopt it if the carrier account owns it, else buy it (when
-    `buy_as`, its friendly name, is given), and point its calls here."""
     actor.require("numbers:write")
     _check_agent(agent)
     with transaction.atomic():
+        # Held through the carrier's answer: imports cost nothing and are rare, and purchases
+        # wait for them rather than for a reservation.
         _check_capacity(tenant, e164)
         carrier = carrier_for(account)
         owned = _carrier_call(carrier.find_owned, e164)
-        if owned is not None:
-            _carrier_call(carrier.point_at_us, owned)
-        elif buy_as is not None:
-            owned = _carrier_call(carrier.purchase, e164, buy_as)
-        else:
+        if owned is None:
             raise NotFound(
                 f"{e164} is not a number of carrier account {account.name}.",
                 code="number_not_found",
             )
+        _carrier_call(carrier.point_at_us, owned)
         return _record(
-            tenant=tenant, account=account, owned=owned, agent=agent, actor=actor, action=action
+            tenant=tenant,
+            account=account,
+            owned=owned,
+            agent=agent,
+            actor=actor,
+            action="phone_number.import",
         )
 
 

@@ -20,6 +20,7 @@ from billing.exports import csv_response
 from billing.models import CreditNote, Invoice, Meter, Plan, UsageEvent
 from billing.money import format_amount
 from tenants.api.base import TenantScopedMixin, TenantViewSet
+from tenants.api.filters import IsoDateTimeFilter
 from tenants.api.pagination import CursorPagination
 from tenants.errors import InvalidInput
 
@@ -161,8 +162,8 @@ class UsageFilter(django_filters.FilterSet):
     agent = django_filters.CharFilter(label="agt_…")
     version = django_filters.CharFilter(label="ver_…")
     call = django_filters.CharFilter(field_name="reference", label="call_…")
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     period = django_filters.ChoiceFilter(
         choices=[("current", "current")], method="filter_period", label="current"
     )
@@ -224,7 +225,7 @@ class UsageEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The filtered ledger as CSV, oldest first."""
         events = self.filter_queryset(self.get_queryset()).order_by("occurred_at", "id")
-        return csv_response(selectors.usage_rows(events), "usage.csv")
+        return csv_response(selectors.usage_rows(events), "usage.csv", tenant=self.tenant)
 
 
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -262,7 +263,9 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The invoice's lines as CSV."""
         invoice = self.get_object()
-        return csv_response(selectors.invoice_rows(invoice), f"invoice-{invoice.number}.csv")
+        return csv_response(
+            selectors.invoice_rows(invoice), f"invoice-{invoice.number}.csv", tenant=self.tenant
+        )
 
     @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])

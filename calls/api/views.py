@@ -2,14 +2,14 @@ from typing import Any
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, serializers
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from calls import recordings, services
-from calls.models import Call, CallEvent, Outcome
+from calls import lifecycle, recordings, services
+from calls.models import Call, CallEvent, Erasure, Outcome
 from calls.selectors import (
     CallFilter,
     awaiting_redaction,
@@ -99,7 +99,24 @@ class CallSerializer(serializers.ModelSerializer[Call]):
             "recording",
             "redacted_at",
             "processed_at",
+            "recording_expired_at",
+            "transcript_expired_at",
+            "erased_at",
         ]
+        extra_kwargs = {
+            "recording_expired_at": {
+                "help_text": "When the tenant's recording retention ended for this call and "
+                "its recording (if any) was removed"
+            },
+            "transcript_expired_at": {
+                "help_text": "When the transcript retention ended: transcript text, tool data, "
+                "summary, extracted fields and the outcome's quotes were removed"
+            },
+            "erased_at": {
+                "help_text": "When the personal data of the call's caller (or callee) was "
+                "erased on request; the number reads `[erased]`"
+            },
+        }
 
     def get_transfer(self, call: Call) -> dict[str, str]:
         return {"status": call.transfer_status, "target": call.transfer_target}
@@ -193,7 +210,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
         return recordings.download(self.get_object())
 
     @extend_schema(responses=CallEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=EventPagination)
     def events(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Everything that happened, in order: transcript turns, tool calls with arguments,
         results and timing, barge-ins, DTMF, transfer steps, errors, and each turn's latency
@@ -208,6 +225,103 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
         )
 
     @extend_schema(responses=TurnSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def transcript(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(TurnSerializer(transcript(self.get_object()), many=True).data)
+
+
+# --- Erasures ---------------------------------------------------------------------------------
+
+
+class ErasureCountsSerializer(serializers.Serializer[Any]):
+    calls = serializers.IntegerField(
+        default=0, help_text="Calls where the number was the caller or the callee"
+    )
+    recordings = serializers.IntegerField(default=0, help_text="Recordings deleted (files too)")
+    transcript_turns = serializers.IntegerField(default=0)
+    tool_calls = serializers.IntegerField(
+        default=0, help_text="Tool calls whose arguments, results and errors were removed"
+    )
+    keypad_entries = serializers.IntegerField(default=0, help_text="DTMF digits removed")
+    summaries = serializers.IntegerField(
+        default=0, help_text="Calls whose summary and extracted fields were removed"
+    )
+    outcomes = serializers.IntegerField(
+        default=0, help_text="Outcomes whose quotes or written rationale were removed"
+    )
+    webhook_bodies = serializers.IntegerField(
+        default=0, help_text="Webhook deliveries about the calls whose bodies were removed"
+    )
+    stored_responses = serializers.IntegerField(
+        default=0, help_text="Stored idempotent API responses that mentioned the calls"
+    )
+
+
+class RequesterSerializer(serializers.Serializer[Erasure]):
+    type = serializers.ChoiceField(
+        choices=["user", "api_key", "system"], source="requested_by_type"
+    )
+    id = serializers.CharField(source="requested_by_id")
+    label = serializers.CharField(source="requested_by_label")  # type: ignore[assignment]
+
+
+class ErasureSerializer(serializers.ModelSerializer[Erasure]):
+    id = serializers.CharField(source="public_id", read_only=True)
+    requested_by = RequesterSerializer(source="*", read_only=True)
+    counts = ErasureCountsSerializer(read_only=True)
+
+    class Meta:
+        model = Erasure
+        fields = ["id", "requested_by", "counts", "created_at"]
+
+
+class ErasureInput(serializers.Serializer[Any]):
+    phone_number = serializers.CharField(
+        max_length=32,
+        help_text="The caller's (or callee's) number in E.164 form, e.g. +14155550123",
+    )
+
+
+class ErasureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Erasures of a phone number's personal data, newest first. The number is never stored or
+    shown: `?phone_number=` finds the erasures of a number by its keyed hash."""
+
+    model = Erasure
+    permission_family = "privacy"
+    serializer_class = ErasureSerializer
+    http_method_names = ["get", "post", "head", "options"]
+
+    def scope_queryset(self, queryset: Any) -> Any:
+        number = self.request.query_params.get("phone_number")
+        if number is not None and self.action == "list":
+            hashed = lifecycle.number_hash(self.tenant, lifecycle.clean_number(number))
+            queryset = queryset.filter(number_hash=hashed)
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "phone_number",
+                str,
+                pattern=r"^\+[1-9]\d{6,14}$",
+                description="Only the erasures of this E.164 number",
+            )
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=ErasureInput, responses={201: ErasureSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Erase the personal data of every call where this number was the caller or the
+        callee: transcript text, tool data, keypad digits, summaries, extracted fields, the
+        outcome's quotes and written rationale, recordings (the files too), webhook delivery
+        bodies and stored responses about those calls, and the number itself on each call.
+        Outcomes' labels, durations and billing stay. 409 `call_in_progress` while a call of
+        the number is live or being processed; the erasure is all or nothing."""
+        data = ErasureInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        erasure = lifecycle.erasure_create(
+            tenant=self.tenant, actor=self.actor, phone_number=data.validated_data["phone_number"]
+        )
+        return Response(ErasureSerializer(erasure).data, status=status.HTTP_201_CREATED)

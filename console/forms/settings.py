@@ -1,4 +1,4 @@
-"""Forms of the Settings pages: tenant, API keys, webhook endpoints, audit filters."""
+"""Forms of the Settings pages: tenant, API keys, webhook endpoints, privacy, audit filters."""
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -7,6 +7,7 @@ from django import forms
 
 from tenants.models import Tenant
 from tenants.roles import MATRIX
+from tenants.services import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 from tenants.webhooks import EVENT_TYPES
 
 
@@ -55,6 +56,41 @@ class WebhookEndpointForm(forms.Form):
         required=False,
         label="Event types",
         help_text="None ticked: every event type, including ones added later.",
+    )
+
+
+def _days(label: str, help_text: str) -> forms.IntegerField:
+    # The service checks the range too; here it only shapes the input.
+    return forms.IntegerField(
+        label=label,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"min": RETENTION_DAYS_MIN, "max": RETENTION_DAYS_MAX}),
+    )
+
+
+class RetentionForm(forms.Form):
+    recording_retention_days = _days(
+        "Recordings (days)", "Recordings are deleted, files included, this many days after a call."
+    )
+    transcript_retention_days = _days(
+        "Transcripts (days)",
+        "Transcript text, tool arguments and results, keypad digits, summaries, extracted "
+        "fields and the outcome's quotes are removed this many days after a call. The call, "
+        "its outcome and the bill stay.",
+    )
+    webhook_body_retention_days = _days(
+        "Webhook bodies (days)",
+        "The bodies of sent webhook deliveries and stored API responses are removed this many "
+        "days after they were made; the delivery log stays.",
+    )
+
+
+class ErasureForm(forms.Form):
+    phone_number = forms.CharField(
+        max_length=32,
+        label="Phone number",
+        widget=forms.TextInput(attrs={"placeholder": "+14155550123", "autocomplete": "off"}),
+        help_text="In E.164 form: + and the country code. Every call it made or took is erased.",
     )
 
 

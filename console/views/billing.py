@@ -199,7 +199,9 @@ def invoice(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse:
 @console_view("billing:read")
 def invoice_csv(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse:
     found = _invoice(ctx, id)
-    export = csv_response(selectors.invoice_rows(found), f"invoice-{found.number}.csv")
+    export = csv_response(
+        selectors.invoice_rows(found), f"invoice-{found.number}.csv", tenant=ctx.tenant
+    )
     return export  # type: ignore[return-value]  # console_view is typed for HttpResponse only
 
 

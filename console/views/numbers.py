@@ -17,6 +17,7 @@ from agents.models import CarrierAccount, PhoneNumber
 from agents.services import numbers as services
 from calls.models import Call
 from calls.selectors import with_outcome
+from calls.services import outbound_call_admit
 from console.context import (
     confirmation,
     console_view,
@@ -35,7 +36,7 @@ from console.forms.numbers import (
     credential_errors,
 )
 from tenants.access import TenantContext
-from tenants.errors import Forbidden, InvalidInput, ServiceError
+from tenants.errors import Forbidden, InvalidInput, ServiceError, TooManyRequests
 from workers.tasks import new_call_sid, place_test_call
 
 RECENT_CALLS = 5
@@ -117,6 +118,7 @@ def buy(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         return _buy_page(request, ctx, search, purchase=purchase, status=400)
     account: CarrierAccount = purchase.cleaned_data["carrier_account"]
     e164: str = purchase.cleaned_data["phone_number"]
+    allowance = services.purchase_allowance(ctx.tenant)
     asked = confirmation(
         request,
         title="Buy this number",
@@ -125,6 +127,10 @@ def buy(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         details=[
             ("Number", e164),
             ("Carrier", f"{account.name} ({account.get_kind_display()})"),
+            (
+                "Numbers bought in the last 24 hours",
+                f"{allowance.used} of {allowance.limit} allowed",
+            ),
         ],
     )
     if asked is not None:
@@ -135,7 +141,8 @@ def buy(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         )
     except ServiceError as error:
         _refused(purchase, error)
-        return _buy_page(request, ctx, search, purchase=purchase, status=400)
+        status = error.status if isinstance(error, TooManyRequests) else 400
+        return _buy_page(request, ctx, search, purchase=purchase, status=status)
     messages.success(request, f"You bought {number.e164}. Assign it to an agent to take calls.")
     return redirect("console:number", id=number.public_id)
 
@@ -255,7 +262,8 @@ def release(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse:
 @console_view("numbers:write")
 def test_call(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse:
     """Ring the number with the built-in simulated caller (a Celery task: in-process, the request
-    waits for the whole call; with a worker, the call happens there)."""
+    waits for the whole call; with a worker, the call happens there). It is an outbound call:
+    it counts against the tenant's outbound calls a minute."""
     number = _number(ctx, id)
     form = CallScriptForm(request.POST)
     if number.status != PhoneNumber.Status.ACTIVE:
@@ -264,6 +272,11 @@ def test_call(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse
         form.add_error(None, "OpenAI SIP numbers are called through their SIP trunk.")
     if not form.is_valid():
         return _number_page(request, ctx, number, script=form, status=400)
+    try:
+        outbound_call_admit(tenant=ctx.tenant)
+    except TooManyRequests as error:
+        form.add_error(None, error.detail)
+        return _number_page(request, ctx, number, script=form, status=error.status)
     call_sid = new_call_sid()
     place_test_call.delay(ctx.tenant.pk, number.public_id, call_sid, form.cleaned_data["script"])
     call = Call.objects.for_tenant(ctx.tenant).filter(carrier_call_id=call_sid).first()

@@ -1,5 +1,5 @@
 """Settings: account security (authenticator, recovery codes), the tenant, API keys, webhook
-endpoints and the audit log.
+endpoints, privacy (retention periods and erasures) and the audit log.
 
 Secrets (API keys, webhook signing secrets, recovery codes) are shown exactly once: the action
 puts them in the session and the page after the redirect takes them out, so a reload, the back
@@ -15,6 +15,8 @@ from django.urls import path
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 
+from calls import lifecycle
+from calls.models import Erasure
 from console.context import (
     confirmation,
     console_view,
@@ -22,7 +24,14 @@ from console.context import (
     paginate,
     service_errors_to_form,
 )
-from console.forms.settings import ApiKeyForm, AuditFilterForm, TenantForm, WebhookEndpointForm
+from console.forms.settings import (
+    ApiKeyForm,
+    AuditFilterForm,
+    ErasureForm,
+    RetentionForm,
+    TenantForm,
+    WebhookEndpointForm,
+)
 from tenants import services, twofactor, webhooks
 from tenants.access import TenantContext
 from tenants.api.filters import AuditEventFilter
@@ -404,6 +413,92 @@ def webhook_delivery_replay(request: HttpRequest, ctx: TenantContext, id: str) -
     return redirect("console:webhook", id=delivery.endpoint.public_id)
 
 
+# --- Privacy: retention periods and erasures ---------------------------------------------------
+
+
+def _retention_initial(ctx: TenantContext) -> dict[str, int]:
+    return {name: getattr(ctx.tenant, name) for name in services.RETENTION_FIELDS}
+
+
+def _privacy_page(
+    request: HttpRequest,
+    ctx: TenantContext,
+    *,
+    retention: RetentionForm | None = None,
+    erasure: ErasureForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    erasures = Erasure.objects.for_tenant(ctx.tenant).order_by("-created_at", "-id")
+    context = {
+        "tenant": ctx.tenant,
+        "retention_form": retention or RetentionForm(initial=_retention_initial(ctx)),
+        "erasure_form": erasure or ErasureForm(),
+        "page": paginate(request, erasures),
+    }
+    return _render(request, "privacy.html", "privacy", context, status=status)
+
+
+@console_view("privacy:read")
+def privacy(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _privacy_page(request, ctx)
+
+
+@console_view("privacy:write")
+def privacy_retention(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("console:settings-privacy")
+    form = RetentionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.tenant_update(tenant=ctx.tenant, actor=ctx.actor, **form.cleaned_data)
+        except ServiceError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, "The retention periods were saved.")
+            return redirect("console:settings-privacy")
+    return _privacy_page(request, ctx, retention=form, status=400)
+
+
+@console_view("privacy:write")
+def privacy_erase(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("console:settings-privacy")
+    form = ErasureForm(request.POST)
+    if form.is_valid():
+        try:
+            number = lifecycle.clean_number(form.cleaned_data["phone_number"])
+        except ServiceError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            asked = confirmation(
+                request,
+                title="Erase personal data",
+                message=(
+                    f"Everything said, typed or recorded on the calls of {number} is removed "
+                    "for good: transcripts, tool data, summaries, recordings and the bodies of "
+                    "webhooks about them, and the number itself on each call. Outcomes, "
+                    "durations and the bill stay. This cannot be undone."
+                ),
+                details=[("Number", number)],
+            )
+            if asked is not None:
+                return asked
+            try:
+                erasure = lifecycle.erasure_create(
+                    tenant=ctx.tenant, actor=ctx.actor, phone_number=number
+                )
+            except ServiceError as exc:
+                service_errors_to_form(form, exc)
+            else:
+                calls = erasure.counts.get("calls", 0)
+                messages.success(
+                    request,
+                    f"Erased the personal data of {calls} call(s) ({erasure.public_id}).",
+                )
+                return redirect("console:settings-privacy")
+    return _privacy_page(request, ctx, erasure=form, status=400)
+
+
 # --- Audit log --------------------------------------------------------------------------------
 
 
@@ -471,5 +566,8 @@ urlpatterns = [
         webhook_delivery_replay,
         name="webhook-delivery-replay",
     ),
+    path("privacy/", privacy, name="settings-privacy"),
+    path("privacy/retention/", privacy_retention, name="settings-privacy-retention"),
+    path("privacy/erase/", privacy_erase, name="settings-privacy-erase"),
     path("audit/", audit, name="audit"),
 ]

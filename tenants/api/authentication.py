@@ -10,7 +10,7 @@ from rest_framework.authentication import (
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from tenants import keys, twofactor
+from tenants import keys, rls, twofactor
 from tenants.models import ApiKey
 from tenants.services import api_key_mark_used
 
@@ -28,18 +28,20 @@ class ApiKeyAuthentication(BaseAuthentication):
         # A malformed key or a wrong checksum is refused before any database query.
         if not keys.is_well_formed(presented):
             raise AuthenticationFailed("This is not a valid API key.", code="invalid_api_key")
-        api_key = (
-            ApiKey.all_tenants.select_related("tenant")
-            .filter(secret_hash=keys.hash_key(presented))
-            .first()
-        )
+        with rls.tenant_lookup("API key"):
+            api_key = (
+                ApiKey.all_tenants.select_related("tenant")
+                .filter(secret_hash=keys.hash_key(presented))
+                .first()
+            )
         if api_key is None:
             raise AuthenticationFailed("This API key does not exist.", code="invalid_api_key")
         if api_key.revoked_at is not None:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if not api_key.is_usable():
             raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
-        api_key_mark_used(api_key)
+        with rls.tenant_context(api_key.tenant):
+            api_key_mark_used(api_key)
         return AnonymousUser(), api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar
 
-from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework import exceptions, viewsets
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -23,7 +22,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from config.logging import tenant_id_var
-from tenants import idempotency, ratelimit
+from tenants import idempotency, ratelimit, rls
 from tenants.access import ACTIVE_TENANT_SESSION_KEY, Actor, TenantContext, active_membership
 from tenants.models import ApiKey, Tenant, TenantOwnedModel
 
@@ -128,10 +127,22 @@ class TenantScopedMixin(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        handler = getattr(self, "post", None)
-        if request.method == "POST" and handler and "Idempotency-Key" in request.headers:
-            # Runs after authentication, permissions and rate limits, around the handler only.
+        # After authentication, permissions and rate limits, the handler runs in a transaction
+        # that sees only the tenant's rows (and applies nothing if it fails).
+        method = (request.method or "").lower()
+        handler = getattr(self, method, None)
+        if handler is None:
+            return
+        if request.method == "POST" and "Idempotency-Key" in request.headers:
             self.post = partial(self._idempotent_post, handler)
+        else:
+            setattr(self, method, partial(self._in_tenant, handler))
+
+    def _in_tenant(
+        self, handler: Callable[..., Response], request: Request, *args: Any, **kwargs: Any
+    ) -> Response:
+        with rls.tenant_context(self.tenant):
+            return handler(request, *args, **kwargs)
 
     def _idempotent_post(
         self, handler: Callable[..., Response], request: Request, *args: Any, **kwargs: Any
@@ -139,18 +150,20 @@ class TenantScopedMixin(APIView):
         fingerprint = idempotency.request_fingerprint(
             request.method or "POST", request.get_full_path(), request._request.body
         )
-        claim = idempotency.idempotency_claim(
-            tenant=self.tenant,
-            key=request.headers["Idempotency-Key"],
-            method=request.method or "POST",
-            path=request.path,
-            fingerprint=fingerprint,
-        )
+        # The claim commits on its own, so a concurrent duplicate sees it at once.
+        with rls.tenant_context(self.tenant):
+            claim = idempotency.idempotency_claim(
+                tenant=self.tenant,
+                key=request.headers["Idempotency-Key"],
+                method=request.method or "POST",
+                path=request.path,
+                fingerprint=fingerprint,
+            )
         if isinstance(claim, idempotency.StoredResponse):
             headers = {**claim.headers, "Idempotent-Replayed": "true"}
             return Response(claim.body, status=claim.status, headers=headers)
         try:
-            with transaction.atomic():
+            with rls.tenant_context(self.tenant):
                 response = handler(request, *args, **kwargs)
                 if 200 <= response.status_code < 300:
                     body = json.loads(JSONRenderer().render(response.data) or b"null")
@@ -162,9 +175,11 @@ class TenantScopedMixin(APIView):
                     )
                     return response
         except BaseException:
-            idempotency.idempotency_release(claim)
+            with rls.tenant_context(self.tenant):
+                idempotency.idempotency_release(claim)
             raise
-        idempotency.idempotency_release(claim)
+        with rls.tenant_context(self.tenant):
+            idempotency.idempotency_release(claim)
         return response
 
 
@@ -189,7 +204,8 @@ class TenantViewSet(TenantScopedMixin, viewsets.GenericViewSet):
         if self.lookup_url_kwarg in kwargs:
             # The object in the URL is looked up before the body is read, so a missing (or
             # another tenant's) object is a 404 whatever the body holds.
-            self.get_object()
+            with rls.tenant_context(self.tenant):
+                self.get_object()
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Narrow the tenant's queryset (select_related, filters); it is already scoped."""
@@ -198,6 +214,13 @@ class TenantViewSet(TenantScopedMixin, viewsets.GenericViewSet):
     def dangerously_get_queryset(self) -> QuerySet[Any] | None:
         """Return a queryset that is NOT scoped to the tenant. Nothing implements this today."""
         return None
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # A list's query filters narrow the list; they never hide the object a detail route
+        # names (DRF would apply them to the lookup too).
+        if getattr(self, "detail", False):
+            return queryset
+        return super().filter_queryset(queryset)
 
     def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no tenant

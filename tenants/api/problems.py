@@ -10,12 +10,13 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.logging import request_id_var
-from tenants.errors import InvalidInput, ServiceError
+from tenants.errors import InvalidInput, ServiceError, TooManyRequests
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -76,8 +77,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
                 for field, messages in exc.errors.items()
                 for message in messages
             ]
+        headers: dict[str, str] = {}
+        if isinstance(exc, TooManyRequests):
+            extra["limit"] = exc.limit
+            extra["resets_at"] = exc.resets_at.isoformat() if exc.resets_at else None
+            retry_after = exc.retry_after(timezone.now())
+            if retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
         body = problem_body(exc.status, exc.detail, exc.code, instance, **extra)
-        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

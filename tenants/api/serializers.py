@@ -22,20 +22,53 @@ class TenantLimitsSerializer(serializers.Serializer[Tenant]):
     max_agents = serializers.IntegerField(read_only=True)
     max_phone_numbers = serializers.IntegerField(read_only=True)
     max_document_bytes = serializers.IntegerField(read_only=True)
+    max_outbound_calls_per_minute = serializers.IntegerField(read_only=True)
+    max_number_purchases_per_day = serializers.IntegerField(
+        read_only=True, help_text="Numbers the tenant may buy in any 24 hours."
+    )
+
+
+def _retention_days(what: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=services.RETENTION_DAYS_MIN,
+        max_value=services.RETENTION_DAYS_MAX,
+        help_text=f"Days {what} are kept after a call; then the daily retention task removes "
+        "them (needs privacy:write to change).",
+    )
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
     id = serializers.CharField(source="public_id", read_only=True)
     limits = TenantLimitsSerializer(source="*", read_only=True)
+    recording_retention_days = _retention_days("recordings")
+    transcript_retention_days = _retention_days(
+        "transcripts, tool data, summaries and extracted fields"
+    )
+    webhook_body_retention_days = _retention_days("webhook delivery bodies and stored responses")
 
     class Meta:
         model = Tenant
-        fields = ["id", "name", "slug", "status", "limits", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "status",
+            "limits",
+            "recording_retention_days",
+            "transcript_retention_days",
+            "webhook_body_retention_days",
+            "created_at",
+        ]
         read_only_fields = ["slug", "status", "created_at"]
 
 
 class TenantUpdateSerializer(serializers.Serializer[Tenant]):
     name = serializers.CharField(max_length=200)
+    recording_retention_days = _retention_days("recordings")
+    transcript_retention_days = _retention_days(
+        "transcripts, tool data, summaries and extracted fields"
+    )
+    webhook_body_retention_days = _retention_days("webhook delivery bodies and stored responses")
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):
@@ -48,7 +81,7 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
 
 
 class MemberUpdateSerializer(serializers.Serializer[Membership]):
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
 
 
 class InvitationSerializer(serializers.ModelSerializer[Invitation]):
@@ -94,20 +127,23 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 class ApiKeyCreateSerializer(serializers.Serializer[ApiKey]):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=sorted(MATRIX.key_scopes)), allow_empty=False
+        child=serializers.ChoiceField(choices=sorted(MATRIX.key_scopes)),
+        allow_empty=False,
+        min_length=1,  # what allow_empty says, in words the schema shows
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
     key = serializers.SerializerMethodField(
-        help_text="The secret. It is shown in this response only; store it now."
+        help_text="The secret. It is shown in this response only; store it now. A replay of "
+        "the request (same Idempotency-Key) has null: the secret is not kept."
     )
 
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
 
-    def get_key(self, api_key: ApiKey) -> str:
+    def get_key(self, api_key: ApiKey) -> str | None:
         return str(self.context["secret"])
 
 

@@ -83,9 +83,11 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantView
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = serializers.MemberUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_change_role(
-            membership=self.get_object(), actor=self.actor, role=data.validated_data["role"]
-        )
+        membership = self.get_object()
+        if "role" in data.validated_data:  # a PATCH changes only what it names
+            membership = services.membership_change_role(
+                membership=membership, actor=self.actor, role=data.validated_data["role"]
+            )
         return Response(serializers.MemberSerializer(membership).data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

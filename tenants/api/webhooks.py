@@ -40,13 +40,14 @@ class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
 
 class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
     secret = serializers.SerializerMethodField(
-        help_text="The signing secret (whsec_…). Shown only now: keep it."
+        help_text="The signing secret (whsec_…). Shown only now: keep it. A replay of the "
+        "request (same Idempotency-Key) has null: the secret is not kept."
     )
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
 
-    def get_secret(self, endpoint: WebhookEndpoint) -> str:
+    def get_secret(self, endpoint: WebhookEndpoint) -> str | None:
         return str(self.context["secret"])
 
 

@@ -22,6 +22,7 @@ from calls.redaction import CARD, NOT_STORED
 from calls.tagging import facts_of, response_schema
 from tenants import webhooks
 from tenants.models import AuditEvent, WebhookDelivery
+from tenants.rls import tenant_context
 from tenants.roles import Role
 from tests import factories
 from tests.conftest import TenantWorld
@@ -391,7 +392,12 @@ def test_billing_hand_off_is_exactly_once_under_duplicate_execution(with_job: bo
 def test_duplicate_tagging_at_once_leaves_one_outcome() -> None:
     call = finished_call()
     pipeline.redact(call)
-    at_once(3, lambda: pipeline.process(call.tenant, [call.pk]))
+
+    def process() -> None:
+        with tenant_context(call.tenant):  # as the task does
+            pipeline.process(call.tenant, [call.pk])
+
+    at_once(3, process)
     assert Outcome.all_tenants.filter(call=call).count() == 1
 
 

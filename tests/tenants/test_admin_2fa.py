@@ -77,6 +77,8 @@ def test_operator_changes_through_the_admin_are_audited() -> None:
             "max_agents": tenant.max_agents,
             "max_phone_numbers": tenant.max_phone_numbers,
             "max_document_bytes": tenant.max_document_bytes,
+            "max_outbound_calls_per_minute": tenant.max_outbound_calls_per_minute,
+            "max_number_purchases_per_day": tenant.max_number_purchases_per_day,
             "dispute_window_days": tenant.dispute_window_days,
         },
     )

@@ -89,6 +89,10 @@ LISTS: dict[str, tuple[Callable[[TenantWorld], str], Callable[[TenantWorld], Any
         lambda w: "/v1/calls",
         lambda w: f.CallFactory.create_batch(50, phone_number=w.phone_number),
     ),
+    "erasures": (
+        lambda w: "/v1/erasures",
+        lambda w: f.ErasureFactory.create_batch(50, tenant=w.tenant),
+    ),
     "call-events": (
         lambda w: f"/v1/calls/{w.call.public_id}/events",
         lambda w: [

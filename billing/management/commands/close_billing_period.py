@@ -3,14 +3,15 @@
 from datetime import UTC, datetime, time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from billing import services
+from tenants.management.operator import OperatorCommand
 from tenants.models import Tenant
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Close the billing period containing --date (default: every ended period not yet "
         "invoiced) for --tenant (default: every tenant), then settle credit notes."

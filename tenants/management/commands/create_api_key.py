@@ -1,17 +1,18 @@
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from tenants import services
 from tenants.access import Actor
 from tenants.errors import ServiceError
+from tenants.management.operator import OperatorCommand
 from tenants.models import Tenant
 from tenants.roles import MATRIX
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create an API key for a tenant and print it. The key is shown only this once."
 
     def add_arguments(self, parser: CommandParser) -> None:

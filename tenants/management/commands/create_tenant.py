@@ -1,18 +1,19 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.urls import reverse
 
 from tenants import services
 from tenants.access import Actor
 from tenants.errors import ServiceError
+from tenants.management.operator import OperatorCommand
 from tenants.models import User
 from tenants.roles import Role
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Create a tenant with its first owner. An existing user becomes owner at once; "
         "a new address gets an invitation link (printed here and emailed)."

@@ -1,12 +1,13 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from tenants import twofactor
+from tenants.management.operator import OperatorCommand
 from tenants.models import User
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Give a user a new TOTP device and print its otpauth:// URI and QR code, for an "
         "authenticator app. Replaces any device the user had."

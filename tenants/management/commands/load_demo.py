@@ -4,11 +4,12 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 
 from tenants import services, twofactor
 from tenants.access import Actor
+from tenants.management.operator import OperatorCommand
 from tenants.models import Tenant, User
 from tenants.roles import Role
 
@@ -28,7 +29,7 @@ def populate_apps(*, tenant: Tenant, actor: Actor) -> list[str]:
     return lines
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Load the demo tenant once: a tenant and its owner (also a platform operator). "
         "The owner's password and TOTP set-up are printed only when they are created."

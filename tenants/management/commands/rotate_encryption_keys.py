@@ -1,12 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from tenants.encryption import encrypted_fields
+from tenants.management.operator import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Re-encrypt every stored secret with the first key in FIELD_ENCRYPTION_KEYS. Run it after "
         "prepending a new key; once it has finished, older keys can be removed."

@@ -37,6 +37,23 @@ PAGES = [
     Page("webhook-rotate", "webhooks:write", object="webhook_endpoint", method="POST"),
     Page("webhook-delete", "webhooks:write", object="webhook_endpoint", method="POST"),
     Page("webhook-delivery-replay", "webhooks:write", object="webhook_delivery", method="POST"),
+    Page("settings-privacy", "privacy:read"),
+    Page(
+        "settings-privacy-retention",
+        "privacy:write",
+        method="POST",
+        data=lambda w: {
+            "recording_retention_days": 30,
+            "transcript_retention_days": 180,
+            "webhook_body_retention_days": 7,
+        },
+    ),
+    Page(
+        "settings-privacy-erase",
+        "privacy:write",
+        method="POST",
+        data=lambda w: {"phone_number": "+15005550142"},
+    ),
     Page("audit", "audit:read"),
     Page("audit", "audit:read", query="action=api_key.create&page=2"),
 ]

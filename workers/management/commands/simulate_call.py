@@ -4,10 +4,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from agents.models import CarrierAccount, PhoneNumber
 from calls.models import Call, Outcome
+from tenants.management.operator import OperatorCommand
 from workers import audio
 from workers.caller import Caller, Line, Step
 from workers.twilio import signing_token
@@ -16,7 +17,7 @@ OUTCOME_WAIT_SECONDS = 10
 DEMO_SCRIPT = ["Hi! What time do you open on Saturday?", "Great, thanks. That's all, goodbye!"]
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Call a number as Twilio would: post the voice webhook to the running server, open the "
         "media stream, speak (synthesised with espeak-ng if installed, else tone bursts), print "
