@@ -51,6 +51,9 @@ def _swap(tenant_id: str, bypass: str) -> tuple[str, str]:
 
 @contextmanager
 def _scoped(tenant_id: str, bypass: str) -> Iterator[None]:
+    if not _enforced():
+        yield
+        return
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         previous = _swap(tenant_id, bypass)
@@ -67,9 +70,6 @@ def tenant_context(tenant: object) -> Iterator[None]:
 
     `tenant` is a Tenant or its primary key. Nested scopes restore the enclosing one on exit.
     """
-    if not _enforced():
-        yield
-        return
     tenant_id = getattr(tenant, "pk", tenant)
     if not isinstance(tenant_id, int):
         raise TypeError(f"tenant_context needs a Tenant or its id, not {tenant!r}")
@@ -84,10 +84,8 @@ def rls_bypass(reason: str) -> Iterator[None]:
     For operator work that is cross-tenant by design: the admin, billing period closes,
     management commands, scheduled sweeps that find due work before acting tenant by tenant.
     """
-    if not _enforced():
-        yield
-        return
-    logger.info("row-level security bypassed", extra={"reason": reason})
+    if _enforced():  # (SQLite has nothing to bypass)
+        logger.info("row-level security bypassed", extra={"reason": reason})
     with _scoped("", "on"):
         yield
 
@@ -97,10 +95,8 @@ def tenant_lookup(what: str) -> Iterator[None]:
     """`rls_bypass` for finding which tenant a credential, number or call belongs to, before
     the tenant is known (every API request does one); logged at debug level only. Read the one
     row you need inside it, then work in `tenant_context`."""
-    if not _enforced():
-        yield
-        return
-    logger.debug("tenant lookup across tenants", extra={"reason": what})
+    if _enforced():
+        logger.debug("tenant lookup across tenants", extra={"reason": what})
     with _scoped("", "on"):
         yield
 
