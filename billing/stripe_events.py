@@ -2,6 +2,7 @@
 in a transaction. A duplicate delivery finds the event already processed; an older event
 arriving after a newer one cannot undo it (invoice status changes compare Stripe's `created`)."""
 
+import json
 import logging
 from typing import Any
 
@@ -28,15 +29,43 @@ class Rejected(Exception):
 def verify(payload: bytes, signature: str) -> stripe.Event:
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise Rejected("STRIPE_WEBHOOK_SECRET is not set")
+    secret, tolerance = settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
     try:
-        return stripe.Webhook.construct_event(
-            payload,
-            signature,
-            settings.STRIPE_WEBHOOK_SECRET,
-            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
-        )
-    except (ValueError, stripe.SignatureVerificationError) as exc:
-        raise Rejected(str(exc)) from exc
+        stripe.WebhookSignature.verify_header(payload.decode(), signature, secret, tolerance)
+        raw = json.loads(payload)
+    except (ValueError, RecursionError, stripe.SignatureVerificationError) as exc:
+        raise Rejected(str(exc)[:200]) from exc
+    # Signed, but only an event of this shape can be stored and processed.
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if not (
+        isinstance(data, dict)
+        and _name(raw.get("id"))
+        and _name(raw.get("type"))
+        and type(raw.get("created")) is int
+        and -(2**63) <= raw["created"] < 2**63
+        and isinstance(data.get("object"), dict)
+    ):
+        raise Rejected("not a Stripe event: id, type, created and data.object are required")
+    return stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value
+
+
+def _storable(value: Any) -> Any:
+    """The payload as PostgreSQL's JSON can hold it: plain JSON (the SDK leaves objects inside
+    nested lists as its own type) with NUL characters, which it refuses and which text Stripe's
+    users typed may hold, as U+FFFD."""
+    if isinstance(value, stripe.StripeObject):
+        value = value.to_dict()
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 def store(event: stripe.Event) -> StripeEvent:
@@ -47,7 +76,7 @@ def store(event: stripe.Event) -> StripeEvent:
                 event_id=event.id,
                 type=event.type,
                 created=event.created,
-                payload=event.to_dict(),
+                payload=_storable(event),
             )
     except IntegrityError:
         return StripeEvent.objects.get(event_id=event.id)
@@ -74,14 +103,21 @@ def process(stored: StripeEvent) -> str:
         return result
 
 
+def _metadata(obj: dict[str, Any], key: str) -> str:
+    """Our id that we put in the metadata of a Stripe object ("" when it is not there)."""
+    metadata = obj.get("metadata")
+    value = metadata.get(key) if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 def _tenant(obj: dict[str, Any]) -> Tenant | None:
-    public_id = (obj.get("metadata") or {}).get("tenant", "")
+    public_id = _metadata(obj, "tenant")
     return Tenant.objects.filter(public_id=public_id).first() if public_id else None
 
 
 def _invoice(obj: dict[str, Any]) -> Invoice | None:
     tenant = _tenant(obj)
-    public_id = (obj.get("metadata") or {}).get("invoice", "")
+    public_id = _metadata(obj, "invoice")
     if tenant is None or not public_id:
         return None
     invoice = Invoice.objects.for_tenant(tenant).filter(public_id=public_id).first()

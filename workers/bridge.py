@@ -61,6 +61,12 @@ def string_field(text: str, name: str) -> str | None:
     return text[opening + 1 : closing] if closing >= 0 else None
 
 
+def _member(message: dict[str, Any], section: str, name: str) -> Any:
+    """message[section][name], or None when either is missing or not an object."""
+    inner = message.get(section)
+    return inner.get(name) if isinstance(inner, dict) else None
+
+
 def _decoded_bytes(payload: str) -> int:
     return len(payload) * 3 // 4 - payload[-2:].count("=")
 
@@ -95,6 +101,7 @@ class MediaStreamCall(CallRuntime):
         self.pending_tools: list[asyncio.Task[Any]] = []
         self.action: dict[str, Any] | None = None
         self.reconnects = 0
+        self._ignored: set[str] = set()
 
     # --- Carrier -> us ------------------------------------------------------------------------
 
@@ -111,17 +118,16 @@ class MediaStreamCall(CallRuntime):
         try:
             message = json.loads(text)
             event = message["event"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # (nested too deep to read)
             logger.warning("ignored a malformed carrier frame", extra=self._log_extra())
             return
         if event == "media":  # a media frame in an unexpected shape
-            payload = message.get("media", {}).get("payload")
-            if (
-                self.started
-                and isinstance(payload, str)
-                and BASE64.fullmatch(payload)
-                and self.model is not None
-            ):
+            payload = _member(message, "media", "payload")
+            if not self.started:
+                self._ignore("media on a stream that has not started")
+            elif not (isinstance(payload, str) and BASE64.fullmatch(payload)):
+                self._ignore("a media frame without base64 audio")
+            elif self.model is not None:  # (none while the model reconnects)
                 if self.recorder is not None:
                     self.recorder.heard(payload)
                 await self._model_send(
@@ -130,10 +136,14 @@ class MediaStreamCall(CallRuntime):
         elif event == "start":
             await self._start(message)
         elif event == "mark":
-            await self._marked(str(message.get("mark", {}).get("name", "")))
+            name = _member(message, "mark", "name")
+            await self._marked("" if name is None else str(name))
         elif event == "dtmf":
-            await self._dtmf(str(message.get("dtmf", {}).get("digit", "")))
+            digit = _member(message, "dtmf", "digit")
+            await self._dtmf("" if digit is None else str(digit))
         elif event == "stop":
+            if not self.started and not self.ended:
+                logger.warning("media stream stopped before it started", extra=self._log_extra())
             await self.end(self.end_reason or Call.EndReason.CALLER_HANGUP)
         elif event != "connected":
             logger.warning(
@@ -143,6 +153,13 @@ class MediaStreamCall(CallRuntime):
 
     def _log_extra(self) -> dict[str, str]:
         return {"call_id": self.call.public_id if self.call else ""}
+
+    def _ignore(self, what: str) -> None:
+        """Log each kind of ignored frame once per stream, so that repeating it cannot flood
+        the log."""
+        if what not in self._ignored:
+            self._ignored.add(what)
+            logger.warning("ignored %s", what, extra=self._log_extra())
 
     async def _refuse(self, why: str) -> None:
         logger.warning("media stream refused: %s", why, extra=self._log_extra())
@@ -157,10 +174,10 @@ class MediaStreamCall(CallRuntime):
         if self.started or self.ended:
             logger.warning("ignored a second start message", extra=self._log_extra())
             return
-        start = message.get("start") or {}
-        token = (start.get("customParameters") or {}).get("token", "")
+        start = message.get("start")
+        token = _member(start, "customParameters", "token") if isinstance(start, dict) else None
         claims = twilio.read_stream_token(token) if isinstance(token, str) else None
-        if claims is None:
+        if claims is None or not isinstance(start, dict):
             await self._refuse("forged or expired token")
             return
         loaded = await in_thread(self._load)(claims, str(start.get("callSid", "")))
@@ -480,6 +497,9 @@ class MediaStreamCall(CallRuntime):
         )
 
     async def _marked(self, name: str) -> None:
+        if not self.playback.issued(name):
+            self._ignore("a mark this stream never sent")
+            return
         if self.playback.echoed(name, time.monotonic()):
             self.last_activity = time.monotonic()
         if name and name == self.last_mark and self.after_playback is not None:
@@ -513,7 +533,11 @@ class MediaStreamCall(CallRuntime):
             self.spawn(then())
 
     async def _dtmf(self, digit: str) -> None:
-        if not self.started or not digit or len(digit) > 1:
+        if not self.started:
+            self._ignore("a keypad event on a stream that has not started")
+            return
+        if len(digit) != 1:
+            self._ignore("a keypad event without one key")
             return
         self.last_activity = time.monotonic()
         self.record(CallEvent.Kind.DTMF, digit=digit)

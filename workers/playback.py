@@ -45,6 +45,17 @@ class Playback:
         self.marked = self.sent
         return name
 
+    def issued(self, name: str) -> bool:
+        """Whether `name` is a mark this playback sent (pending, heard or cleared)."""
+        # Names are the counter's values: 1, 2, … (checked as text first: any string arrives).
+        return (
+            0 < len(name) <= 12
+            and name.isascii()
+            and name.isdigit()
+            and name[0] != "0"
+            and int(name) <= self.counter
+        )
+
     def echoed(self, name: str, now: float) -> bool:
         """The carrier has played everything up to mark `name`."""
         entry = self.pending.pop(name, None)

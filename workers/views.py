@@ -45,6 +45,22 @@ def _twiml(body: str) -> HttpResponse:
     return HttpResponse(body, content_type="text/xml")
 
 
+def _storable(value: str) -> bool:
+    """PostgreSQL text cannot hold a NUL character, so no number or call id we keep has one:
+    a value with one names nothing (and would fail the query)."""
+    return "\x00" not in value
+
+
+def _caller_text(value: str) -> str:
+    """What a caller's phone or SIP trunk sent as its identity, as we can keep it."""
+    return value.replace("\x00", "")[:255]
+
+
+def _not_in_service(request: HttpRequest) -> HttpResponse:
+    logger.warning("refused a webhook for a number not in service", extra={"path": request.path})
+    return HttpResponse("Unknown number", status=404, content_type="text/plain")
+
+
 def _reject(number: PhoneNumber, source: str, request: HttpRequest) -> HttpResponse:
     audit_event_record(
         actor=Actor(
@@ -75,9 +91,10 @@ def _signed(request: HttpRequest, account: CarrierAccount) -> bool:
 @require_POST
 def twilio_voice(request: HttpRequest) -> HttpResponse:
     """A call to one of our numbers: route it, admit it, and connect its audio to us."""
-    number = active_number(request.POST.get("To", ""))
+    to = request.POST.get("To", "")
+    number = active_number(to) if _storable(to) else None
     if number is None or number.carrier_account.kind == CarrierAccount.Kind.OPENAI_SIP:
-        return HttpResponse("Unknown number", status=404, content_type="text/plain")
+        return _not_in_service(request)
     with tenant_context(number.tenant_id):
         return _twilio_voice(request, number)
 
@@ -92,7 +109,7 @@ def _twilio_voice(request: HttpRequest, number: PhoneNumber) -> HttpResponse:
         if account.kind == CarrierAccount.Kind.TWILIO
         else Call.Carrier.SANDBOX,
         carrier_call_id=request.POST.get("CallSid", ""),
-        caller=request.POST.get("From", ""),
+        caller=_caller_text(request.POST.get("From", "")),
         callee=request.POST.get("To", ""),
     )
     call = admission.call
@@ -106,6 +123,7 @@ def _twilio_voice(request: HttpRequest, number: PhoneNumber) -> HttpResponse:
 def _twilio_call(request: HttpRequest, call: Call | None) -> Call | HttpResponse:
     """The signed callback's call; the caller then works in the call's tenant."""
     if call is None or call.phone_number is None:
+        logger.warning("refused a callback for a call we do not know", extra={"path": request.path})
         return HttpResponse(status=404)
     if not _signed(request, call.phone_number.carrier_account):
         with tenant_context(call.tenant_id):
@@ -117,8 +135,11 @@ def _twilio_call(request: HttpRequest, call: Call | None) -> Call | HttpResponse
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
     sid = request.POST.get("CallSid", "")
-    found = call_by_carrier_id(Call.Carrier.TWILIO, sid) or call_by_carrier_id(
-        Call.Carrier.SANDBOX, sid
+    found = (
+        call_by_carrier_id(Call.Carrier.TWILIO, sid)
+        or call_by_carrier_id(Call.Carrier.SANDBOX, sid)
+        if _storable(sid)
+        else None
     )
     call = _twilio_call(request, found)
     if isinstance(call, HttpResponse):
@@ -128,7 +149,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
         call_status_from_carrier(
             call,
             request.POST.get("CallStatus", ""),
-            int(duration) if duration and duration.isdigit() else None,
+            int(duration) if duration and duration.isascii() and duration.isdigit() else None,
         )
     return HttpResponse(status=204)
 
@@ -145,6 +166,8 @@ TRANSFER_STATES = {
 
 
 def _call_from_query(request: HttpRequest) -> Call | None:
+    if not _storable(request.GET.get("call", "")):
+        return None
     with tenant_lookup("the call a transfer callback names"):
         return (
             Call.all_tenants.select_related("tenant", "phone_number__carrier_account")
@@ -211,7 +234,7 @@ def sip_caller(headers: list[dict[str, Any]]) -> str:
     for header in headers:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "from":
             match = SIP_NUMBER.search(str(header.get("value", "")))
-            return match.group(1) if match else str(header.get("value", ""))[:255]
+            return match.group(1) if match else _caller_text(str(header.get("value", "")))
     return ""
 
 
@@ -222,13 +245,17 @@ def openai_sip_webhook(request: HttpRequest) -> HttpResponse:
     version's session, or reject it; a worker then attaches to the call's sideband."""
     try:
         payload = json.loads(request.body)
-        data = payload["data"]
-        headers = data.get("sip_headers") or []
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, RecursionError):  # (nested too deep to read)
+        payload = None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    headers = (data.get("sip_headers") or []) if isinstance(data, dict) else None
+    if not isinstance(headers, list):
+        logger.warning("refused a malformed OpenAI webhook", extra={"path": request.path})
         return HttpResponse("Malformed webhook", status=400, content_type="text/plain")
-    number = active_number(sip_number(headers))
+    to = sip_number(headers)
+    number = active_number(to) if _storable(to) else None
     if number is None or number.carrier_account.kind != CarrierAccount.Kind.OPENAI_SIP:
-        return HttpResponse("Unknown number", status=404, content_type="text/plain")
+        return _not_in_service(request)
     with tenant_context(number.tenant_id):
         return _openai_sip_call(request, payload, number)
 

@@ -242,7 +242,11 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         return queryset.select_related("plan").prefetch_related("lines", "credit_notes__invoice")
 
     @extend_schema(
-        parameters=[OpenApiParameter("line", int, description="A usage line's position")],
+        parameters=[
+            OpenApiParameter(
+                "line", {"type": "integer", "minimum": 1}, description="A usage line's position"
+            )
+        ],
         responses=UsageEventSerializer(many=True),
     )
     @action(detail=True, methods=["get"])
@@ -251,7 +255,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         linking to its call."""
         invoice = self.get_object()
         position = request.query_params.get("line")
-        if position is not None and not position.isdigit():
+        if position is not None and not (position.isascii() and position.isdigit()):
             raise InvalidInput.field("line", "A line's position, a whole number.")
         events = selectors.invoice_usage_events(invoice, int(position) if position else None)
         if events is None:
@@ -297,10 +301,19 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
 
 class AccountUpdate(serializers.Serializer[Any]):
     billing_email = serializers.EmailField(required=False, allow_blank=True)
-    usage_soft_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    usage_hard_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    spend_soft_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    spend_hard_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    # The columns' ranges: PositiveIntegerField, PositiveBigIntegerField.
+    usage_soft_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**31 - 1
+    )
+    usage_hard_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**31 - 1
+    )
+    spend_soft_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+    )
+    spend_hard_limit = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+    )
 
 
 class PlanInput(serializers.Serializer[Any]):

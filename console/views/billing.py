@@ -220,7 +220,7 @@ def _position(request: HttpRequest) -> int | None:
     position = request.GET.get("line")
     if position is None:
         return None
-    if not position.isdigit():
+    if not (position.isascii() and position.isdigit()):  # "²" is a digit to isdigit()
         raise Http404("A line's position is a whole number.")
     return int(position)
 
