@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser run call test lint bench lock clean
+.PHONY: install browser run call test chaos lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,15 @@ test: export SECRET_KEY ?= insecure-key-for-tests-only
 test: export FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=
 test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault scenarios (tests/chaos/), the slow ones too, each printing what it checked.
+chaos: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/switchboard
+chaos: export REDIS_URL ?= redis://127.0.0.1:6379/1
+chaos: export SECRET_KEY ?= insecure-key-for-tests-only
+chaos: export FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=
+chaos: export LOG_LEVEL ?= ERROR
+chaos: install
+	$(BIN)/pytest tests/chaos -m "" -s -q $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -228,7 +228,7 @@ class PostCallJob(TenantOwnedModel):
     queued_at = models.DateTimeField(null=True, blank=True)
     times_queued = models.PositiveIntegerField(default=0)
     # The run (task id) that took the job, and when: another run leaves it alone until
-    # CLAIM_TIMEOUT, but the same task delivered again (its worker died) takes it back.
+    # pipeline.claim_timeout(), but the same task delivered again (its worker died) takes it back.
     claimed_by = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,8 +26,12 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-# A run that took a job and has not finished it this long after is presumed dead.
-CLAIM_TIMEOUT = timedelta(minutes=10)
+
+def claim_timeout() -> timedelta:
+    """A run that took a job and has not finished it this long after is presumed dead, as the
+    relay presumes a task queued this long ago lost (POST_CALL_REQUEUE_SECONDS, longer than the
+    task's time limit, after which Celery has killed a run that was still going)."""
+    return timedelta(seconds=settings.POST_CALL_REQUEUE_SECONDS)
 
 
 def policy_of(call: Call) -> Policy:
@@ -235,12 +240,13 @@ def claim(tenant: Tenant, call_ids: list[int], limit: int, run: str) -> list[int
     """The calls run `run` should process: those asked for, unless another run has taken their
     job, and other waiting jobs of the tenant up to `limit`, taken for this run."""
     now = timezone.now()
+    presumed_dead = now - claim_timeout()
     with transaction.atomic():
         free = (
             PostCallJob.objects.for_tenant(tenant)
             .select_for_update(skip_locked=True)
             .filter(finished_at=None)
-            .filter(Q(claimed_at=None) | Q(claimed_at__lt=now - CLAIM_TIMEOUT) | Q(claimed_by=run))
+            .filter(Q(claimed_at=None) | Q(claimed_at__lt=presumed_dead) | Q(claimed_by=run))
         )
         asked = list(free.filter(call_id__in=call_ids).values_list("pk", "call_id"))
         room = max(0, limit - len(call_ids))

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from openai import OpenAIError
+from redis.exceptions import RedisError
 
 from agents.carriers import openai_sip_client
 from agents.models import AgentVersion, PhoneNumber
@@ -23,7 +24,7 @@ from calls.models import Call, CallEvent, Outcome, PostCallJob
 from calls.tagging import Decision, decide, facts_of
 from tenants import ratelimit, webhooks
 from tenants.access import Actor
-from tenants.errors import Conflict, InvalidInput, TooManyRequests
+from tenants.errors import Conflict, InvalidInput, TooManyRequests, Unavailable
 from tenants.models import Tenant
 from tenants.rls import tenant_context
 from tenants.services import audit_event_record
@@ -119,7 +120,15 @@ def outbound_call_admit(*, tenant: Tenant) -> None:
     starts from zero. Call it before placing the call.
     """
     limit = tenant.max_outbound_calls_per_minute
-    wait = ratelimit.take(f"outbound-calls:{tenant.public_id}", limit, window=60)
+    try:
+        wait = ratelimit.take(f"outbound-calls:{tenant.public_id}", limit, window=60)
+    except RedisError as error:
+        # A paid call is never placed uncounted.
+        raise Unavailable(
+            "Outbound calls cannot be counted against this account's limit right now; "
+            "try again in a minute.",
+            code="limits_unavailable",
+        ) from error
     if wait is None:
         return
     if limit == 0:

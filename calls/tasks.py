@@ -2,13 +2,16 @@
 calls/pipeline.py, whose steps are idempotent: a task delivered twice (acks_late, a worker lost
 mid-task) changes nothing twice."""
 
+import logging
 import uuid
 from datetime import timedelta
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from calls import lifecycle, pipeline
 from calls.models import PostCallJob
@@ -20,8 +23,7 @@ from tenants.rls import rls_bypass, tenant_context
 
 # Database hiccups and storage errors are worth retrying; anything else is a bug to look at.
 RETRYABLE = (DatabaseError, OSError)
-# A job queued this long ago and still unfinished is queued again (its task was lost).
-REQUEUE_AFTER = timedelta(minutes=10)
+logger = logging.getLogger(__name__)
 # Calls one task processes at most. Rules decide in microseconds, so batches pay; the model
 # takes seconds a call (its timeout up to six times over, with retries), so with a model each
 # task keeps to one call and stays well inside its time limit.
@@ -65,24 +67,38 @@ def process_calls(self: Task, tenant_id: int, call_ids: list[int]) -> int:
         return pipeline.process(tenant, claimed)
 
 
+def _mark_queued(tenant: Tenant, call_ids: list[int]) -> None:
+    """Note that the jobs' task is on the queue. Only once it is: a job whose task could not be
+    sent (the broker down) stays unmarked, so the relay's next run sends it."""
+    with tenant_context(tenant):
+        PostCallJob.objects.for_tenant(tenant).filter(call_id__in=call_ids).update(
+            queued_at=timezone.now(), times_queued=F("times_queued") + 1
+        )
+
+
 def post_call_queue(job: PostCallJob) -> None:
     """Queue the pipeline for a job, after the transaction that wrote it commits."""
 
     def send() -> None:
-        with tenant_context(job.tenant_id):
-            PostCallJob.objects.for_tenant(job.tenant).filter(pk=job.pk).update(
-                queued_at=timezone.now(), times_queued=F("times_queued") + 1
+        try:
+            process_calls.delay(job.tenant_id, [job.call_id])
+        except BrokerUnavailable:
+            logger.warning(
+                "could not queue post-call work; the relay will", extra={"call": job.call_id}
             )
-        process_calls.delay(job.tenant_id, [job.call_id])
+            return
+        _mark_queued(job.tenant, [job.call_id])
 
     transaction.on_commit(send, robust=True)
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
 def dispatch_post_call() -> int:
     """The outbox relay: queue every unfinished job that was never queued, or was queued long
     enough ago that its task must have been lost, in batches."""
-    stale = timezone.now() - REQUEUE_AFTER
+    # A job queued this long ago and still unfinished is queued again: its task was lost (a
+    # worker killed outright, a broker that lost its data).
+    stale = timezone.now() - timedelta(seconds=settings.POST_CALL_REQUEUE_SECONDS)
     queued = 0
     for tenant in Tenant.objects.all():
         with tenant_context(tenant):
@@ -90,15 +106,12 @@ def dispatch_post_call() -> int:
                 Q(queued_at=None) | Q(queued_at__lt=stale), finished_at=None
             )
             call_ids = list(waiting.order_by("pk").values_list("call_id", flat=True))
-            size = batch_size()
-            batches = [call_ids[start : start + size] for start in range(0, len(call_ids), size)]
-            for batch in batches:
-                PostCallJob.objects.for_tenant(tenant).filter(call_id__in=batch).update(
-                    queued_at=timezone.now(), times_queued=F("times_queued") + 1
-                )
-        for batch in batches:  # once the marks are committed
+        size = batch_size()
+        for start in range(0, len(call_ids), size):
+            batch = call_ids[start : start + size]
             process_calls.delay(tenant.pk, batch)
-        queued += len(call_ids)
+            _mark_queued(tenant, batch)
+            queued += len(batch)
     return queued
 
 

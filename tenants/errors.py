@@ -55,6 +55,15 @@ class Unprocessable(ServiceError):
     title = "Unprocessable Content"
 
 
+class Unavailable(ServiceError):
+    """Something the request needs is down for now (Redis restarting); the same request can be
+    made again shortly."""
+
+    status = 503
+    code = "temporarily_unavailable"
+    title = "Service Unavailable"
+
+
 class TooManyRequests(ServiceError):
     """A limit on a paid resource (number purchases a day, outbound calls a minute) is used up.
 

@@ -10,14 +10,33 @@ minute for a 60 s window), counted with one atomic increment, so concurrent call
 take more than the limit between them.
 """
 
+import logging
 import math
 import time
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 def hit(name: str, limit: int, window: int = 60) -> float | None:
-    """Count one request against `name`; return None if allowed, else seconds to wait."""
+    """Count one request against `name`; return None if allowed, else seconds to wait.
+
+    While the cache is unreachable (Redis restarting) requests are let through, with a warning:
+    these limits shield the service from floods, and refusing every request would be the outage
+    they guard against. Paid resources are never let through this way (`take`)."""
+    try:
+        return _hit(name, limit, window)
+    except RedisError as error:
+        logger.warning(
+            "rate limit not applied: the cache is unavailable",
+            extra={"limit": name.split(":", 1)[0], "error": str(error)},
+        )
+        return None
+
+
+def _hit(name: str, limit: int, window: int) -> float | None:
     now = time.time()
     current_start = math.floor(now / window) * window
     current_key = f"ratelimit:{name}:{current_start}"
@@ -49,6 +68,7 @@ def take(name: str, limit: int, window: int = 60) -> float | None:
 
     Windows are aligned to the epoch (a 60 s window is a clock minute in UTC). The increment is
     the whole decision: the slot is taken by whoever's increment returns at most `limit`.
+    While the cache is unreachable this raises (RedisError): nothing paid is let through uncounted.
     """
     now = time.time()
     start = math.floor(now / window) * window

@@ -41,7 +41,7 @@ def deliver_webhook(tenant_id: int, delivery_id: int) -> str:
         return webhooks.deliver(tenant, delivery_id)
 
 
-@shared_task(acks_late=True, time_limit=60)
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def deliver_due_webhooks() -> int:
     """Queue every delivery whose next attempt is due (retries, and first attempts whose task
     was lost)."""

@@ -26,3 +26,17 @@ def test_an_invitation_email_is_delivered_by_a_worker(fake_twilio: FakeTwilio) -
             time.sleep(0.05)
     message = next(m for m in mail.outbox if m.to == ["queued@example.com"])
     assert "/accounts/invitations/" in message.body
+
+
+def test_every_task_and_every_scheduled_one_can_be_sent() -> None:
+    """Celery refuses to send a task whose soft time limit (its own, or the default it inherits)
+    is longer than its hard one: the beat would log the refusal every time and the work would
+    never run. (The outbox relay and the webhook sweep were once refused this way.)"""
+    app.loader.import_default_modules()
+    ours = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+    assert len(ours) > 10
+    for task in ours:
+        if task.soft_time_limit and task.time_limit:
+            assert task.soft_time_limit <= task.time_limit, task.name
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks

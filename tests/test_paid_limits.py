@@ -355,3 +355,24 @@ def test_operators_set_the_limits_in_the_admin(world: TenantWorld) -> None:
         "max_outbound_calls_per_minute": [before[0], 30],
         "max_number_purchases_per_day": [before[1], 12],
     }
+
+
+def test_while_redis_is_down_requests_pass_and_test_calls_wait(
+    world: TenantWorld, queued: list[tuple[Any, ...]], settings: Any, caplog: Any
+) -> None:
+    """Rate limits on requests let them through while their counts cannot be kept (refusing
+    everything would be the outage they guard against); a paid call is never placed uncounted."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    response = world.client.get("/v1/agents")
+    assert response.status_code == 200
+    assert "rate limit not applied: the cache is unavailable" in caplog.text
+
+    response = member_client(world).post(call_page(world), {"script": "Hello"})
+    assert response.status_code == 503
+    assert "Outbound calls cannot be counted against this account" in text(response)
+    assert queued == []

@@ -29,7 +29,7 @@ from workers import twilio
 from workers.playback import Playback
 from workers.realtime import model_endpoint, say_exactly, session_config
 from workers.recording import Recorder
-from workers.runtime import CallRuntime, close_model, in_thread
+from workers.runtime import CallRuntime, close_model, in_thread, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class MediaStreamCall(CallRuntime):
         self.turn_stopped_at = 0.0
         self.pending_tools: list[asyncio.Task[Any]] = []
         self.action: dict[str, Any] | None = None
+        self.responding = False  # between the model's response.created and its response.done
         self.reconnects = 0
         self._ignored: set[str] = set()
 
@@ -180,7 +181,8 @@ class MediaStreamCall(CallRuntime):
         if claims is None or not isinstance(start, dict):
             await self._refuse("forged or expired token")
             return
-        loaded = await in_thread(self._load)(claims, str(start.get("callSid", "")))
+        call_sid = str(start.get("callSid", ""))
+        loaded = await retrying(lambda: in_thread(self._load)(claims, call_sid), "load the call")
         if loaded is None:
             await self._refuse("the token's call is not waiting for a stream")
             return
@@ -208,7 +210,12 @@ class MediaStreamCall(CallRuntime):
             await self.in_tenant(call_answered)(self.call, sandbox=False)
             await self._give_up()
             return
-        await self.in_tenant(call_answered)(self.call, sandbox=sandbox)
+        call = self.call
+        await retrying(
+            lambda: self.in_tenant(call_answered)(call, sandbox=sandbox),
+            "mark the call answered",
+            call.public_id,
+        )
         self.start_background()
         if self.version.greeting:
             await self.speak(self.version.greeting)
@@ -299,6 +306,11 @@ class MediaStreamCall(CallRuntime):
     async def _model_lost(self, exc: Exception) -> None:
         self.record(CallEvent.Kind.ERROR, source="model", message=f"model connection lost: {exc}")
         self.reconnects += 1
+        cut, self.responding = self.responding, False
+        # Tool calls of the lost response: the new session never asked for them.
+        for task in self.pending_tools:
+            task.cancel()
+        self.pending_tools = []
         for delay in RECONNECT_DELAYS if self.reconnects <= MAX_RECONNECTS else ():
             await asyncio.sleep(delay)
             try:
@@ -309,9 +321,20 @@ class MediaStreamCall(CallRuntime):
                 )
                 continue
             self.record(CallEvent.Kind.NOTICE, message="model reconnected; conversation re-seeded")
+            if cut:
+                await self._answer_again()
             self.playback.clear()
             return
         await self._give_up()
+
+    async def _answer_again(self) -> None:
+        """The model was lost mid-answer: the caller would otherwise wait in silence for the
+        rest. Drop what the carrier has not played of the cut answer and have the new session
+        answer the caller's last turn from the start."""
+        if self.playback.unheard:
+            await self._send_carrier('{"event":"clear","streamSid":"' + self.stream_sid + '"}')
+        await self._model_send('{"type":"response.create"}')
+        self.record(CallEvent.Kind.NOTICE, message="the model's answer was cut; it answers again")
 
     async def _give_up(self) -> None:
         """The model is gone: apologise through the carrier, then the fallback number or hang up."""
@@ -372,7 +395,10 @@ class MediaStreamCall(CallRuntime):
                     )
                 )
             )
+        elif kind == "response.created":
+            self.responding = True
         elif kind == "response.done":
+            self.responding = False
             await self._response_done(event.get("response") or {})
         elif kind == "error":
             error = event.get("error") or {}

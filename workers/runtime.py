@@ -9,9 +9,10 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 
 from agents.models import AgentVersion, Tool
 from agents.tool_runtime import ToolOutcome, tool_run
@@ -30,6 +31,12 @@ HEARTBEAT_SECONDS = 15.0
 TOOL_DEADLINE_MARGIN = 2.0
 GOODBYE_GRACE_SECONDS = 15.0  # longest we wait for a goodbye to finish before hanging up
 FAILURES = {Call.EndReason.MODEL_ERROR, Call.EndReason.CARRIER_ERROR, Call.EndReason.WORKER_LOST}
+# A call's first reads and writes and its last ones are tried again after these pauses: a
+# database connection reset (a failover, a restart) costs the first attempt, and each attempt
+# gets a fresh connection. Without them a call would not start, or would be left to the sweeper.
+DATABASE_RETRIES = (0.5, 1.5, 4.0)
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+T = TypeVar("T")
 
 
 def in_thread(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -48,6 +55,20 @@ async def close_model(connection: Any) -> None:
     except Exception:
         with contextlib.suppress(Exception):
             connection._connection.transport.abort()
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], what: str, call_id: str = "") -> T:
+    """`await attempt()`, again after each of DATABASE_RETRIES while the database connection
+    fails; the last failure is raised. Only for idempotent work."""
+    for pause in DATABASE_RETRIES:
+        try:
+            return await attempt()
+        except CONNECTION_ERRORS as error:
+            logger.warning(
+                f"could not {what}; trying again", extra={"call_id": call_id, "error": str(error)}
+            )
+            await asyncio.sleep(pause)
+    return await attempt()
 
 
 def tool_deadline(tool: Tool) -> float:
@@ -104,15 +125,22 @@ class CallRuntime:
 
             self.usage = _add_usage(self.usage, usage)
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Write the pending events; on failure keep them for the next flush."""
         if self.call is None:
-            return
+            return True
         batch, self.events = self.events, []
         try:
             await self.in_tenant(call_events_append)(self.call, batch)
         except Exception:
-            logger.exception("could not write call events; keeping them for the next flush")
+            logger.warning(
+                "could not write call events; keeping them for the next flush",
+                extra={"call_id": self.call.public_id},
+                exc_info=True,
+            )
             self.events = batch + self.events
+            return False
+        return True
 
     def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
@@ -236,7 +264,16 @@ class CallRuntime:
                 task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_transports(), 2.0)
-        await self.flush()
+        flushed = await self.flush()
+        for pause in DATABASE_RETRIES if not flushed else ():
+            await asyncio.sleep(pause)
+            if flushed := await self.flush():
+                break
+        if not flushed and self.call is not None:
+            logger.error(
+                "call events lost: the database stayed unreachable",
+                extra={"call_id": self.call.public_id, "events": len(self.events)},
+            )
         if self.call is not None and self.recorder is not None:
             try:
                 await self.in_tenant(save_raw)(
@@ -250,12 +287,18 @@ class CallRuntime:
                     "could not save the recording", extra={"call_id": self.call.public_id}
                 )
         if self.call is not None:
-            try:
-                await self.in_tenant(call_finalize)(
-                    self.call, status=status, end_reason=self.end_reason, usage=self.usage
-                )
-            except Exception:
-                logger.exception(
-                    "could not finalize call; the sweeper will",
-                    extra={"call_id": self.call.public_id},
-                )
+            await self._finalize(status)
+
+    async def _finalize(self, status: str) -> None:
+        assert self.call is not None
+        call, finalize = self.call, self.in_tenant(call_finalize)
+        try:
+            await retrying(
+                lambda: finalize(call, status=status, end_reason=self.end_reason, usage=self.usage),
+                "finalize the call",
+                call.public_id,
+            )
+        except Exception:
+            logger.exception(
+                "could not finalize call; the sweeper will", extra={"call_id": call.public_id}
+            )

@@ -36,7 +36,7 @@ from console.forms.numbers import (
     credential_errors,
 )
 from tenants.access import TenantContext
-from tenants.errors import Forbidden, InvalidInput, ServiceError, TooManyRequests
+from tenants.errors import Forbidden, InvalidInput, ServiceError, TooManyRequests, Unavailable
 from workers.tasks import new_call_sid, place_test_call
 
 RECENT_CALLS = 5
@@ -274,7 +274,7 @@ def test_call(request: HttpRequest, ctx: TenantContext, id: str) -> HttpResponse
         return _number_page(request, ctx, number, script=form, status=400)
     try:
         outbound_call_admit(tenant=ctx.tenant)
-    except TooManyRequests as error:
+    except (TooManyRequests, Unavailable) as error:
         form.add_error(None, error.detail)
         return _number_page(request, ctx, number, script=form, status=error.status)
     call_sid = new_call_sid()

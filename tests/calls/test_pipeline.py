@@ -519,6 +519,30 @@ def test_the_outbox_relay_runs_jobs_whose_tasks_were_lost(celery_eager: Any) -> 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_work_held_by_a_task_that_died_is_taken_again_once_presumed_lost(
+    celery_eager: Any, settings: Any
+) -> None:
+    settings.POST_CALL_REQUEUE_SECONDS = 120
+    tenant = factories.TenantFactory()
+    now = timezone.now()
+    lost, running = finished_call(tenant=tenant), finished_call(tenant=tenant)
+    long_ago, just_now = now - timedelta(seconds=121), now - timedelta(seconds=30)
+    factories.PostCallJobFactory(
+        call=lost, queued_at=long_ago, times_queued=1, claimed_by="dead", claimed_at=long_ago
+    )
+    factories.PostCallJobFactory(
+        call=running, queued_at=just_now, times_queued=1, claimed_by="alive", claimed_at=just_now
+    )
+    assert tasks.dispatch_post_call() == 1  # only the one presumed lost is sent again
+    lost.refresh_from_db()
+    running.refresh_from_db()
+    assert lost.processed_at is not None
+    assert running.processed_at is None  # still another task's
+    assert PostCallJob.all_tenants.get(call=lost).times_queued == 2
+    assert PostCallJob.all_tenants.get(call=running).claimed_by == "alive"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_ending_a_call_queues_its_pipeline(celery_eager: Any) -> None:
     from calls.services import call_finalize
 

@@ -3,6 +3,7 @@ records every request so tests can assert on what the product sent."""
 
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = QuietServer(("127.0.0.1", 0), RequestHandler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -96,3 +97,11 @@ class FakeServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before the answer (killed, timed out) is not an error."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)

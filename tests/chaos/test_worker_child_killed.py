@@ -20,6 +20,7 @@ from config.celery import app
 from tenants.models import WebhookDelivery
 from tests import factories
 from tests.calls.test_pipeline import finished_call
+from tests.chaos.conftest import Checks
 from tests.fakes.openai import FakeOpenAI
 
 
@@ -32,8 +33,9 @@ def children(pid: int) -> list[int]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_task_leaves_the_call_processed_exactly_once(
-    settings: Any,
+    settings: Any, checks: Checks
 ) -> None:
+    """A Celery worker's process is killed in the middle of a call's after-call work"""
     model = FakeOpenAI().start()
     # The first answer never comes in time: the worker is killed while it waits for it.
     model.completions.append(("sleep", 20))
@@ -90,10 +92,20 @@ def test_a_worker_killed_mid_task_leaves_the_call_processed_exactly_once(
         model.server.stop()
         app.control.purge()
 
-    assert len(model.completion_requests()) == 2  # asked again by the redelivered task
+    checks.that(
+        "the killed task ran again on another process and asked the model again",
+        len(model.completion_requests()) == 2,
+    )
     outcome = Outcome.all_tenants.get(call=call)
-    assert (outcome.source, outcome.label) == ("model", "resolved")
-    assert list(
-        UsageEvent.all_tenants.filter(reference=call.public_id).values_list("quantity", flat=True)
-    ) == [1]
-    assert WebhookDelivery.all_tenants.filter(subject=call.public_id).count() == 1
+    checks.that(
+        "the call has one outcome, the model's",
+        (outcome.source, outcome.label) == ("model", "resolved"),
+    )
+    usage = UsageEvent.all_tenants.filter(reference=call.public_id).values_list(
+        "quantity", flat=True
+    )
+    checks.that("one usage event, none lost or doubled", list(usage) == [1])
+    checks.that(
+        "one outcome webhook",
+        WebhookDelivery.all_tenants.filter(subject=call.public_id).count() == 1,
+    )

@@ -1,0 +1,116 @@
+"""PostgreSQL drops every connection, again and again, while calls are in progress and their
+after-call work runs (a failover, a restart, a proxy that resets)."""
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import psycopg
+from django.db import connection
+
+from calls.models import Call, CallEvent
+from tests.chaos.conftest import Checks, Stack, check_processed_exactly_once, live_calls
+from tests.workers.conftest import phone_agent
+from workers.caller import Caller, CallReport, Step
+from workers.twilio import signing_token
+
+# Each reset ends every session, idle or in the middle of a query (config/dbpool.py).
+RESET_EVERY = 1.0
+
+
+def test_postgres_resetting_connections_during_live_calls(make_stack: Any, checks: Checks) -> None:
+    """PostgreSQL resets every connection during live calls"""
+    stack: Stack = make_stack(OUTCOME_MODEL="")
+    number, _ = phone_agent()
+    database = connection.settings_dict
+    connection.ensure_connection()
+    mine = connection.connection.info.backend_pid  # this test's own session is spared
+    script = [
+        Step("wait_for_agent"),
+        Step("say", "Hello there"),
+        Step("wait_for_agent"),
+        Step("say", "What time do you open on Saturday?"),  # a tool that reads the database
+        Step("wait_for_agent"),
+        Step("say", "Are you still with me"),
+        Step("wait_for_agent"),
+    ]
+    answering = threading.Event()
+    calls_over = threading.Event()
+    resets: list[int] = []
+
+    def reset_connections() -> None:
+        """As the superuser, end every other session on the test database."""
+        answering.wait(30)
+        with psycopg.connect(
+            host=database["HOST"],
+            port=database["PORT"],
+            user="postgres",
+            dbname=database["NAME"],
+            autocommit=True,
+        ) as admin:
+            stop_after = None
+            while stop_after is None or time.monotonic() < stop_after:
+                if calls_over.is_set() and stop_after is None:
+                    stop_after = time.monotonic() + 4  # and into the after-call work
+                ended = admin.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND pid <> %s",
+                    [mine],
+                ).fetchone()
+                resets.append(ended[0] if ended else 0)
+                time.sleep(RESET_EVERY)
+
+    resetter = threading.Thread(target=reset_connections)
+    resetter.start()
+
+    async def call() -> CallReport:
+        caller = Caller(
+            base_url=stack.base_url,
+            number=number.e164,
+            signing_token=signing_token(number.carrier_account),
+            pace=0.2,
+        )
+        task = asyncio.ensure_future(caller.run(script))
+        while not [line for line in caller.report.lines if line.speaker == "agent"]:
+            await asyncio.sleep(0.05)
+        answering.set()  # the greeting is playing: the call is in progress
+        return await task
+
+    async def three_calls() -> list[CallReport]:
+        return list(await asyncio.gather(call(), call(), call()))
+
+    try:
+        reports = asyncio.run(three_calls())
+    finally:
+        calls_over.set()
+        resetter.join(30)
+
+    checks.that(
+        f"PostgreSQL connections were reset {len(resets)} times during the calls, "
+        f"ending {sum(resets)} sessions",
+        sum(resets) > 0,
+    )
+    checks.within(120, "no call is left in progress", lambda: live_calls() == 0)
+    calls = [Call.all_tenants.get(carrier_call_id=report.call_sid) for report in reports]
+    checks.that(
+        "every call ended normally (completed, the caller hung up)",
+        {(c.status, c.end_reason) for c in calls} == {("completed", "caller_hangup")},
+    )
+    for index, (report, call) in enumerate(zip(reports, calls, strict=True)):
+        heard = [line.text for line in report.lines if line.speaker == "agent"]
+        stored = CallEvent.all_tenants.filter(call=call, kind="transcript")
+        agent = [
+            e.payload["text"]
+            for e in stored.order_by("sequence")
+            if e.payload["speaker"] == "agent"
+        ]
+        checks.that(f"call {index + 1}: every question was answered (3)", len(heard) == 4)
+        checks.that(
+            f"call {index + 1}: its timeline kept every line ({len(stored)} transcript lines)",
+            agent == heard and stored.count() == len(report.lines),
+        )
+        tools = CallEvent.all_tenants.filter(call=call, kind="tool_call").count()
+        checks.that(f"call {index + 1}: the tool call is in its timeline", tools == 1)
+    check_processed_exactly_once(checks, calls, seconds=150)
