@@ -21,9 +21,10 @@ from tenants.access import Actor
 from tenants.models import Tenant
 from tenants.rls import rls_bypass, tenant_context
 
+logger = logging.getLogger(__name__)
+
 # Database hiccups and storage errors are worth retrying; anything else is a bug to look at.
 RETRYABLE = (DatabaseError, OSError)
-logger = logging.getLogger(__name__)
 # Calls one task processes at most. Rules decide in microseconds, so batches pay; the model
 # takes seconds a call (its timeout up to six times over, with retries), so with a model each
 # task keeps to one call and stays well inside its time limit.

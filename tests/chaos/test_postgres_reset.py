@@ -2,11 +2,16 @@
 after-call work runs (a failover, a restart, a proxy that resets)."""
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
 import psycopg
+from django.conf import settings as django_settings
 from django.db import connection
 
 from calls.models import Call, CallEvent
@@ -114,3 +119,58 @@ def test_postgres_resetting_connections_during_live_calls(make_stack: Any, check
         tools = CallEvent.all_tenants.filter(call=call, kind="tool_call").count()
         checks.that(f"call {index + 1}: the tool call is in its timeline", tools == 1)
     check_processed_exactly_once(checks, calls, seconds=150)
+
+
+def test_the_pool_replaces_its_dead_connections_at_once(
+    checks: Checks, transactional_db: None
+) -> None:
+    """PostgreSQL resets every connection each second under a stream of requests"""
+    database = connection.settings_dict
+    connection.ensure_connection()
+    mine = connection.connection.info.backend_pid
+    probe = subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos.pool_probe", "10"],
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "LOG_LEVEL": "ERROR",
+        },
+        cwd=django_settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert probe.stdout is not None
+    assert probe.stdout.readline().strip() == "ready"
+    resets = 0
+    with psycopg.connect(
+        host=database["HOST"],
+        port=database["PORT"],
+        user="postgres",
+        dbname=database["NAME"],
+        autocommit=True,
+    ) as admin:
+        while probe.poll() is None and resets < 8:
+            time.sleep(1.0)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s",
+                [mine],
+            )
+            resets += 1
+    report = json.loads(probe.stdout.read().strip().splitlines()[-1])
+    probe.wait(30)
+    errors: dict[str, int] = report["errors"]
+    ended = ("terminating connection", "server closed the connection", "consuming input failed")
+    timeouts = sum(n for error, n in errors.items() if "couldn't get a connection" in error)
+    under_way = sum(n for error, n in errors.items() if error.startswith(ended))
+    checks.that(
+        f"{report['requests']} requests through {resets} resets: {under_way} failed, each a "
+        "query under way when its session was ended",
+        report["requests"] > 100 and sum(errors.values()) == under_way + timeouts,
+    )
+    checks.that("no request waited out the pool's timeout", timeouts == 0)
+    checks.that(
+        f"the longest request took {report['longest']:.2f} s",
+        report["longest"] < 2.5,
+    )
