@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from calls.models import Call, CallEvent
-from tests.chaos.conftest import Checks, Stack, check_processed_exactly_once, live_calls
+from tests.chaos.conftest import LOGS, Checks, Stack, check_processed_exactly_once, live_calls
 from tests.workers.conftest import phone_agent
 from workers.caller import Caller, CallReport, Step
 from workers.twilio import signing_token
@@ -128,6 +128,8 @@ def test_the_pool_replaces_its_dead_connections_at_once(
     database = connection.settings_dict
     connection.ensure_connection()
     mine = connection.connection.info.backend_pid
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = (LOGS / "pool_probe.log").open("w")  # the pool's warnings of each connection it drops
     probe = subprocess.Popen(
         [sys.executable, "-m", "tests.chaos.pool_probe", "10"],
         env={
@@ -138,6 +140,7 @@ def test_the_pool_replaces_its_dead_connections_at_once(
         },
         cwd=django_settings.BASE_DIR,
         stdout=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     assert probe.stdout is not None
@@ -160,6 +163,7 @@ def test_the_pool_replaces_its_dead_connections_at_once(
             resets += 1
     report = json.loads(probe.stdout.read().strip().splitlines()[-1])
     probe.wait(30)
+    log.close()
     errors: dict[str, int] = report["errors"]
     ended = ("terminating connection", "server closed the connection", "consuming input failed")
     timeouts = sum(n for error, n in errors.items() if "couldn't get a connection" in error)
