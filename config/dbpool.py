@@ -4,8 +4,9 @@ Django hands the pool psycopg_pool's own check, an empty query on each connectio
 handed out. When it fails, the pool tries the next idle connection after a pause that doubles
 each time (one second, two, four...). After a server restart, a failover or a proxy reset
 every idle connection is dead at once, so a request would go through them one by one and
-wait out DATABASE_POOL_TIMEOUT. This check drains the pool at the first dead connection: the
-others are replaced, and the request gets a fresh one after a single pause."""
+wait out DATABASE_POOL_TIMEOUT. This check drains the pool at the first dead connection, so
+the others are replaced at once and the requests after it get fresh ones
+(tests/chaos/test_postgres_reset.py measures it)."""
 
 import logging
 from typing import Any
