@@ -57,6 +57,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def database_url() -> str:
+    """The test database, as the application's role: what the product's processes connect to."""
+    database = connection.settings_dict
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
 def wait_for(what: str, condition: Callable[[], bool], seconds: float) -> float:
     """Wait until `condition` holds; return how long it took."""
     started = time.monotonic()
@@ -113,7 +119,6 @@ class Stack:
     simulator and a fake OpenAI REST API in this process."""
 
     def __init__(self, logs: Path, sim: RealtimeSimulator, model: FakeOpenAI, **env: str) -> None:
-        database = connection.settings_dict
         self.redis_port, self.port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -121,10 +126,7 @@ class Stack:
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}",
-            # Connections kept across requests, as in production: a reset finds them open.
-            "DATABASE_CONN_MAX_AGE": "60",
+            "DATABASE_URL": database_url(),
             "REDIS_URL": self.redis_url,
             # The test process's keys: the sandbox's webhook signatures and stored secrets.
             "SECRET_KEY": django_settings.SECRET_KEY,

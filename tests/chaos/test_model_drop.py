@@ -8,9 +8,8 @@ from typing import Any
 
 from tests.chaos.conftest import Checks
 from tests.workers.conftest import Simulator, phone_agent
-from tests.workers.test_media_stream import events, said, the_call
-from workers.caller import Caller, Step
-from workers.twilio import signing_token
+from tests.workers.test_media_stream import caller_for, events, said, the_call
+from workers.caller import Step
 
 
 def test_a_model_lost_mid_answer_answers_again_and_the_call_goes_on(
@@ -21,12 +20,7 @@ def test_a_model_lost_mid_answer_answers_again_and_the_call_goes_on(
     simulator.sim.speedup = 1.0  # answers stream in real time, so there is a middle to cut
 
     async def script() -> Any:
-        caller = Caller(
-            base_url=asgi_server,
-            number=number.e164,
-            signing_token=signing_token(number.carrier_account),
-            pace=0.2,
-        )
+        caller = caller_for(asgi_server, number)
         task = asyncio.ensure_future(
             caller.run(
                 [

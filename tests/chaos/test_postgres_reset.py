@@ -2,12 +2,14 @@
 after-call work runs (a failover, a restart, a proxy that resets)."""
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -15,22 +17,52 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from calls.models import Call, CallEvent
-from tests.chaos.conftest import LOGS, Checks, Stack, check_processed_exactly_once, live_calls
+from tests.chaos.conftest import (
+    LOGS,
+    Checks,
+    Stack,
+    check_processed_exactly_once,
+    database_url,
+    live_calls,
+)
 from tests.workers.conftest import phone_agent
-from workers.caller import Caller, CallReport, Step
-from workers.twilio import signing_token
+from tests.workers.test_media_stream import caller_for
+from workers.caller import CallReport, Step
 
 # Each reset ends every session, idle or in the middle of a query (config/dbpool.py).
 RESET_EVERY = 1.0
+
+
+@contextlib.contextmanager
+def session_ender() -> Iterator[Callable[[], int]]:
+    """As the superuser, a function that ends every session on the test database but this
+    test's own, and says how many it ended."""
+    database = connection.settings_dict
+    connection.ensure_connection()
+    mine = connection.connection.info.backend_pid
+    with psycopg.connect(
+        host=database["HOST"],
+        port=database["PORT"],
+        user="postgres",
+        dbname=database["NAME"],
+        autocommit=True,
+    ) as admin:
+
+        def end_sessions() -> int:
+            row = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s",
+                [mine],
+            ).fetchone()
+            return row[0] if row else 0
+
+        yield end_sessions
 
 
 def test_postgres_resetting_connections_during_live_calls(make_stack: Any, checks: Checks) -> None:
     """PostgreSQL resets every connection during live calls"""
     stack: Stack = make_stack(OUTCOME_MODEL="")
     number, _ = phone_agent()
-    database = connection.settings_dict
-    connection.ensure_connection()
-    mine = connection.connection.info.backend_pid  # this test's own session is spared
     script = [
         Step("wait_for_agent"),
         Step("say", "Hello there"),
@@ -44,39 +76,17 @@ def test_postgres_resetting_connections_during_live_calls(make_stack: Any, check
     calls_over = threading.Event()
     resets: list[int] = []
 
-    def reset_connections() -> None:
-        """As the superuser, end every other session on the test database."""
+    def reset_connections(end_sessions: Callable[[], int]) -> None:
         answering.wait(30)
-        with psycopg.connect(
-            host=database["HOST"],
-            port=database["PORT"],
-            user="postgres",
-            dbname=database["NAME"],
-            autocommit=True,
-        ) as admin:
-            stop_after = None
-            while stop_after is None or time.monotonic() < stop_after:
-                if calls_over.is_set() and stop_after is None:
-                    stop_after = time.monotonic() + 4  # and into the after-call work
-                ended = admin.execute(
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND pid <> %s",
-                    [mine],
-                ).fetchone()
-                resets.append(ended[0] if ended else 0)
-                time.sleep(RESET_EVERY)
-
-    resetter = threading.Thread(target=reset_connections)
-    resetter.start()
+        stop_after = None
+        while stop_after is None or time.monotonic() < stop_after:
+            if calls_over.is_set() and stop_after is None:
+                stop_after = time.monotonic() + 4  # and into the after-call work
+            resets.append(end_sessions())
+            time.sleep(RESET_EVERY)
 
     async def call() -> CallReport:
-        caller = Caller(
-            base_url=stack.base_url,
-            number=number.e164,
-            signing_token=signing_token(number.carrier_account),
-            pace=0.2,
-        )
+        caller = caller_for(stack.base_url, number)
         task = asyncio.ensure_future(caller.run(script))
         while not [line for line in caller.report.lines if line.speaker == "agent"]:
             await asyncio.sleep(0.05)
@@ -86,11 +96,14 @@ def test_postgres_resetting_connections_during_live_calls(make_stack: Any, check
     async def three_calls() -> list[CallReport]:
         return list(await asyncio.gather(call(), call(), call()))
 
-    try:
-        reports = asyncio.run(three_calls())
-    finally:
-        calls_over.set()
-        resetter.join(30)
+    with session_ender() as end_sessions:
+        resetter = threading.Thread(target=reset_connections, args=[end_sessions])
+        resetter.start()
+        try:
+            reports = asyncio.run(three_calls())
+        finally:
+            calls_over.set()
+            resetter.join(30)
 
     checks.that(
         f"PostgreSQL connections were reset {len(resets)} times during the calls, "
@@ -125,19 +138,11 @@ def test_the_pool_replaces_its_dead_connections_at_once(
     checks: Checks, transactional_db: None
 ) -> None:
     """PostgreSQL resets every connection each second under a stream of requests"""
-    database = connection.settings_dict
-    connection.ensure_connection()
-    mine = connection.connection.info.backend_pid
     LOGS.mkdir(parents=True, exist_ok=True)
     log = (LOGS / "pool_probe.log").open("w")  # the pool's warnings of each connection it drops
     probe = subprocess.Popen(
         [sys.executable, "-m", "tests.chaos.pool_probe", "10"],
-        env={
-            **os.environ,
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}",
-            "LOG_LEVEL": "ERROR",
-        },
+        env={**os.environ, "DATABASE_URL": database_url(), "LOG_LEVEL": "ERROR"},
         cwd=django_settings.BASE_DIR,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -146,20 +151,10 @@ def test_the_pool_replaces_its_dead_connections_at_once(
     assert probe.stdout is not None
     assert probe.stdout.readline().strip() == "ready"
     resets = 0
-    with psycopg.connect(
-        host=database["HOST"],
-        port=database["PORT"],
-        user="postgres",
-        dbname=database["NAME"],
-        autocommit=True,
-    ) as admin:
+    with session_ender() as end_sessions:
         while probe.poll() is None and resets < 8:
             time.sleep(1.0)
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s",
-                [mine],
-            )
+            end_sessions()
             resets += 1
     report = json.loads(probe.stdout.read().strip().splitlines()[-1])
     probe.wait(30)

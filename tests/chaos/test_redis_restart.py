@@ -13,8 +13,8 @@ from calls.models import Call, CallEvent
 from tests import factories
 from tests.chaos.conftest import Checks, Stack, check_processed_exactly_once, live_calls
 from tests.workers.conftest import phone_agent
-from workers.caller import Caller, CallReport, Step
-from workers.twilio import signing_token
+from tests.workers.test_media_stream import caller_for
+from workers.caller import CallReport, Step
 
 OUTAGE_SECONDS = 6.0
 PACE = 0.2  # the callers play faster than real time; their waits too
@@ -62,12 +62,7 @@ def test_redis_restarting_during_live_calls(make_stack: Any, checks: Checks) -> 
     }
 
     async def call(name: str) -> CallReport:
-        caller = Caller(
-            base_url=stack.base_url,
-            number=number.e164,
-            signing_token=signing_token(number.carrier_account),
-            pace=PACE,
-        )
+        caller = caller_for(stack.base_url, number, PACE)
         task = asyncio.ensure_future(caller.run(scripts[name]))
         while len([line for line in caller.report.lines if line.speaker == "agent"]) < 2:
             await asyncio.sleep(0.05)

@@ -14,8 +14,8 @@ from tests import factories
 from tests.chaos.conftest import Checks, Stack, check_processed_exactly_once, wait_for
 from tests.fakes.openai import FakeOpenAI
 from tests.workers.conftest import phone_agent
-from workers.caller import Caller, CallReport, Step
-from workers.twilio import signing_token
+from tests.workers.test_media_stream import caller_for
+from workers.caller import CallReport, Step
 
 PACE = 0.2
 ENDED_CALLS = 3
@@ -37,21 +37,15 @@ def test_a_worker_and_a_server_killed_mid_work(
         event_types=["call.outcome_tagged"],
     )
 
-    def caller() -> Caller:
-        return Caller(
-            base_url=stack.base_url,
-            number=number.e164,
-            signing_token=signing_token(number.carrier_account),
-            pace=PACE,
-        )
-
     short = [Step("wait_for_agent"), Step("say", "Hello there"), Step("wait_for_agent")]
     long = [*short, Step("wait", seconds=60 / PACE)]
 
     async def calls() -> tuple[list[CallReport], CallReport | None]:
-        live = caller()
+        live = caller_for(stack.base_url, number, PACE)
         task = asyncio.ensure_future(live.run(long))
-        ended = await asyncio.gather(*(caller().run(short) for _ in range(ENDED_CALLS)))
+        ended = await asyncio.gather(
+            *(caller_for(stack.base_url, number, PACE).run(short) for _ in range(ENDED_CALLS))
+        )
         # The ended calls' tasks are running, waiting for the model: kill everything.
         await asyncio.to_thread(
             wait_for,

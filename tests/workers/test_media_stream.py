@@ -19,14 +19,18 @@ from workers.twilio import signing_token
 PACE = 0.2  # the caller plays and speaks five times faster than real time
 
 
-def place_call(server: str, number: Any, script: list[Step], pace: float = PACE) -> CallReport:
-    caller = Caller(
+def caller_for(server: str, number: Any, pace: float = PACE) -> Caller:
+    """A simulated Twilio caller phoning `number` on `server`, signing as its carrier account."""
+    return Caller(
         base_url=server,
         number=number.e164,
         signing_token=signing_token(number.carrier_account),
         pace=pace,
     )
-    return asyncio.run(caller.run(script))
+
+
+def place_call(server: str, number: Any, script: list[Step], pace: float = PACE) -> CallReport:
+    return asyncio.run(caller_for(server, number, pace).run(script))
 
 
 def the_call(report: CallReport) -> Call:
